@@ -1,0 +1,5 @@
+/**
+ * Waystation's public library surface. Everything not exported here is internal.
+ */
+export * from './errors.js';
+export * from './log/index.js';

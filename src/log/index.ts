@@ -1,0 +1,13 @@
+export { readAtomicFile, readAtomicJson, writeAtomicFile, writeAtomicJson } from './atomic-file.js';
+export { nodeFileSystem, type OpenMode, type StorageFile, type StorageFileSystem } from './file-system.js';
+export {
+  type AppendInput,
+  type AppendResult,
+  type DeleteResult,
+  Log,
+  type LogRecord,
+  type LogStats,
+  type ReadOptions,
+  type SegmentInfo,
+} from './log.js';
+export { type CorruptionReport, type FsyncPolicy, type LogOptions, resolveLogOptions } from './options.js';
