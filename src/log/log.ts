@@ -18,13 +18,14 @@
  * - Recovery never blocks start-up: a torn tail is truncated; a damaged frame is skipped by
  *   searching for the next intact one, and its sequence numbers are reported and counted as lost.
  * - Deleting history drops whole segments and side files below a sequence number; the logical
- *   start is persisted first, so an interrupted delete finishes at the next open.
+ *   start is persisted first (in place, so it works on a full disk), and an interrupted delete
+ *   finishes at the next open.
  *
  * On-disk layout of a stream directory
  *   <20-digit base seq>.seg   records with seq >= base (frame format: format.ts)
  *   <20-digit base seq>.idx   index cache of that segment (rebuilt when missing or stale)
  *   blobs/<20-digit seq>.blob payloads above blobThreshold; blobs/<uuid>.tmp while staging
- *   log.state                 atomic file (atomic-file.ts): {"version":1,"startSeq":N}
+ *   log.start                 the logical start seq (slot-file.ts: rewritable on a full disk)
  * Sequence numbers start at 1 and are never reused once committed.
  */
 import { join } from 'node:path';
@@ -38,12 +39,12 @@ import {
   StorageTimeoutError,
   WaystationError,
 } from '../errors.js';
-import { readAtomicJson, writeAtomicJson } from './atomic-file.js';
 import { BlobStore, type Guard, type StagedBlob, type StagedPayload } from './blob-store.js';
 import type { StorageFileSystem } from './file-system.js';
 import { type BlobRef, decodeRecord, encodedSize, encodeRecord, LOST, MAX_META_BYTES } from './format.js';
 import { type LogOptions, type ResolvedLogOptions, resolveLogOptions } from './options.js';
 import { parseSegmentFileName, Segment } from './segment.js';
+import { SlotFile } from './slot-file.js';
 
 export interface AppendInput {
   /** Bytes, or a stream of bytes (spilled to a side file once larger than blobThreshold). */
@@ -134,8 +135,7 @@ interface Round {
   abandoned: boolean;
 }
 
-const STATE_FILE = 'log.state';
-const STATE_VERSION = 1;
+const START_FILE = 'log.start';
 
 export class Log {
   private readonly opts: ResolvedLogOptions;
@@ -143,6 +143,7 @@ export class Log {
   private readonly blobs: BlobStore;
   private segments: Segment[] = [];
   private startSeq = 1;
+  private startFile: SlotFile | undefined;
   private nextSeq = 1;
   private committedSeq = 0;
   private queue: PendingAppend[] = [];
@@ -206,10 +207,9 @@ export class Log {
   private async recover(): Promise<void> {
     await this.fs.mkdir(this.dir);
     await this.fs.mkdir(this.blobs.dir);
-    const state = (await readAtomicJson(this.fs, join(this.dir, STATE_FILE))) as
-      | { startSeq?: number }
-      | undefined;
-    this.startSeq = Math.max(1, state?.startSeq ?? 1);
+    const start = await SlotFile.open(this.fs, join(this.dir, START_FILE), 1);
+    this.startFile = start.file;
+    this.startSeq = Math.max(1, start.value);
 
     const names = await this.fs.list(this.dir);
     for (const name of names) if (name.endsWith('.tmp')) await this.fs.remove(join(this.dir, name));
@@ -798,8 +798,8 @@ export class Log {
     const target = Math.min(seq, this.committedSeq + 1);
     const before = this.firstSeq;
     if (target <= before) return { records: 0, bytes: 0 };
+    await this.startFile!.write(target);
     this.startSeq = target;
-    await writeAtomicJson(this.fs, join(this.dir, STATE_FILE), { version: STATE_VERSION, startSeq: target });
     let bytes = 0;
     while (this.segments.length > 1) {
       const seg = this.segments[0]!;
