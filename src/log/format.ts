@@ -72,6 +72,18 @@ export function encodedSize(metaLength: number, payload: Uint8Array | BlobRef): 
   );
 }
 
+const TWO_32 = 2 ** 32;
+
+/** u64 without BigInt: the values stay below 2^53. */
+function writeUint64(buf: Buffer, value: number, offset: number): void {
+  buf.writeUInt32LE(value % TWO_32, offset);
+  buf.writeUInt32LE(Math.floor(value / TWO_32), offset + 4);
+}
+
+function readUint64(buf: Buffer, offset: number): number {
+  return buf.readUInt32LE(offset) + buf.readUInt32LE(offset + 4) * TWO_32;
+}
+
 /** Writes one record frame into `target` at `offset`; returns the bytes written. */
 export function encodeRecord(target: Buffer, offset: number, input: EncodedRecordInput): number {
   const { seq, timestamp, meta, payload, continued } = input;
@@ -82,12 +94,12 @@ export function encodeRecord(target: Buffer, offset: number, input: EncodedRecor
   target.writeUInt8(RECORD_VERSION, offset + 12);
   target.writeUInt8((isBlob ? FLAG_BLOB : 0) | (continued ? FLAG_CONTINUED : 0), offset + 13);
   target.writeUInt16LE(meta.byteLength, offset + 14);
-  target.writeBigUInt64LE(BigInt(seq), offset + 16);
+  writeUint64(target, seq, offset + 16);
   target.writeDoubleLE(timestamp, offset + 24);
   target.set(meta, offset + RECORD_HEADER_BYTES);
   const payloadAt = offset + RECORD_HEADER_BYTES + meta.byteLength;
   if (isBlob) {
-    target.writeBigUInt64LE(BigInt(payload.size), payloadAt);
+    writeUint64(target, payload.size, payloadAt);
     target.writeUInt32LE(payload.crc >>> 0, payloadAt + 8);
     target.writeUInt32LE(0, payloadAt + 12);
   } else {
@@ -137,7 +149,7 @@ export function decodeRecord(buf: Buffer, offset: number, end: number): DecodeRe
   if (version !== RECORD_VERSION) return { kind: 'corrupt', reason: `unknown record version ${version}` };
   const flags = buf.readUInt8(offset + 13);
   const metaLength = buf.readUInt16LE(offset + 14);
-  const seq = Number(buf.readBigUInt64LE(offset + 16));
+  const seq = readUint64(buf, offset + 16);
   const timestamp = buf.readDoubleLE(offset + 24);
   const metaAt = offset + RECORD_HEADER_BYTES;
   const payloadAt = metaAt + metaLength;
@@ -147,7 +159,7 @@ export function decodeRecord(buf: Buffer, offset: number, end: number): DecodeRe
   if ((flags & FLAG_BLOB) !== 0) {
     if (offset + frameBytes - payloadAt !== BLOB_REF_BYTES)
       return { kind: 'corrupt', reason: 'bad blob reference' };
-    const blob = { size: Number(buf.readBigUInt64LE(payloadAt)), crc: buf.readUInt32LE(payloadAt + 8) };
+    const blob = { size: readUint64(buf, payloadAt), crc: buf.readUInt32LE(payloadAt + 8) };
     return {
       kind: 'record',
       record: { seq, timestamp, meta, payload: undefined, blob, continued, frameBytes },

@@ -579,11 +579,9 @@ export class Log {
         err,
       );
     }
+    const reason = code === undefined ? 'an I/O error' : `I/O error ${code}`;
     return new StorageIOError(
-      `I/O error ${code ?? ''} while ${what} in ${this.dir}; nothing of this append was stored. Check the disk.`.replace(
-        '  ',
-        ' ',
-      ),
+      `${reason} while ${what} in ${this.dir}; nothing of this append was stored. Check the disk.`,
       inputs,
       err,
     );
@@ -632,6 +630,8 @@ export class Log {
       const seg = this.segmentFor(seq);
       if (!seg) break;
       await this.ensureLoaded(seg);
+      // Deleted by deleteBelow meanwhile: the bounds are recomputed on the next turn.
+      if (seg.retired) continue;
       const segLow = Math.max(low, seg.baseSeq);
       const segHigh = Math.min(high, seg.lastSeq);
       const next = await this.readSpan(
@@ -809,6 +809,8 @@ export class Log {
       bytes += seg.size;
       await this.removeSegmentFiles(seg);
     }
+    // The first kept segment may hold side files below the target: know their sizes.
+    await this.ensureLoaded(this.segments[0]!);
     const sizes = new Map<number, number>();
     for (const seg of this.segments) if (seg.loaded) for (const [s, size] of seg.blobs) sizes.set(s, size);
     const blobBytes = await this.blobs.removeBelow(target, sizes);
