@@ -16,6 +16,16 @@ export const ErrorCodes = {
   LogInvalidOptions: 'WS_ERR_LOG_INVALID_OPTIONS',
   LogInvalidArgument: 'WS_ERR_LOG_INVALID_ARGUMENT',
   BlobCorrupt: 'WS_ERR_LOG_BLOB_CORRUPT',
+  StreamUnknown: 'WS_ERR_STREAM_UNKNOWN',
+  RouteUnknown: 'WS_ERR_ROUTE_UNKNOWN',
+  RouteFull: 'WS_ERR_ROUTE_FULL',
+  MessageUnknown: 'WS_ERR_MESSAGE_UNKNOWN',
+  DataDirLocked: 'WS_ERR_DATA_DIR_LOCKED',
+  ConfigInvalid: 'WS_ERR_CONFIG_INVALID',
+  TargetUnknownType: 'WS_ERR_TARGET_UNKNOWN_TYPE',
+  TargetModuleInvalid: 'WS_ERR_TARGET_MODULE_INVALID',
+  WaitTimeout: 'WS_ERR_WAIT_TIMEOUT',
+  ShuttingDown: 'WS_ERR_SHUTTING_DOWN',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -104,5 +114,102 @@ export class InvalidArgumentError extends WaystationError {
 export class BlobCorruptError extends WaystationError {
   constructor(message: string) {
     super(ErrorCodes.BlobCorrupt, message);
+  }
+}
+
+export class UnknownStreamError extends WaystationError {
+  constructor(stream: string) {
+    super(
+      ErrorCodes.StreamUnknown,
+      `Stream "${stream}" does not exist. Declare it under "streams" (or in a route's "streams") in the configuration.`,
+      { httpStatus: 404 },
+    );
+  }
+}
+
+export class UnknownRouteError extends WaystationError {
+  constructor(route: string) {
+    super(ErrorCodes.RouteUnknown, `Route "${route}" does not exist; list routes with \`waystation routes\`.`, {
+      httpStatus: 404,
+    });
+  }
+}
+
+export class UnknownMessageError extends WaystationError {
+  constructor(id: string) {
+    super(
+      ErrorCodes.MessageUnknown,
+      `Message "${id}" is not known here: the id is malformed, belongs to another data directory, or its stream's retention removed it.`,
+      { httpStatus: 404 },
+    );
+  }
+}
+
+/** A route with `onFull: reject-new` is at its retention limit: the publish is refused, nothing was stored. */
+export class RouteFullError extends WaystationError {
+  constructor(route: string, stream: string, limit: string) {
+    super(
+      ErrorCodes.RouteFull,
+      `Route "${route}" is full (${limit}) and its onFull policy is reject-new; the message for stream "${stream}" was not stored. Wait for the route to drain, purge it, or raise its retention limits.`,
+      { httpStatus: 507 },
+    );
+  }
+}
+
+export class DataDirLockedError extends WaystationError {
+  constructor(dataDir: string, pid: number) {
+    super(
+      ErrorCodes.DataDirLocked,
+      `The data directory ${dataDir} is in use by process ${pid}. Stop that process, or point this one at another dataDir.`,
+    );
+  }
+}
+
+export interface ConfigIssue {
+  /** Dotted path of the offending key, e.g. "routes.orders-to-crm.target". */
+  path: string;
+  message: string;
+}
+
+export class ConfigError extends WaystationError {
+  readonly issues: readonly ConfigIssue[];
+  constructor(issues: readonly ConfigIssue[]) {
+    super(
+      ErrorCodes.ConfigInvalid,
+      `Invalid configuration:\n${issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n')}`,
+      { httpStatus: 400 },
+    );
+    this.issues = issues;
+  }
+}
+
+export class UnknownTargetTypeError extends WaystationError {
+  constructor(target: string, type: string, known: readonly string[]) {
+    super(
+      ErrorCodes.TargetUnknownType,
+      `targets.${target}.type "${type}" is not a target type this build knows; use one of ${known.join(', ')}.`,
+    );
+  }
+}
+
+export class TargetModuleError extends WaystationError {
+  constructor(target: string, message: string, cause?: unknown) {
+    super(ErrorCodes.TargetModuleInvalid, `targets.${target}: ${message}`, { cause });
+  }
+}
+
+export class WaitTimeoutError extends WaystationError {
+  constructor(id: string, timeoutMs: number) {
+    super(ErrorCodes.WaitTimeout, `Message ${id} was not delivered within ${timeoutMs} ms; it is still pending.`, {
+      httpStatus: 408,
+    });
+  }
+}
+
+export class ShuttingDownError extends WaystationError {
+  constructor() {
+    super(ErrorCodes.ShuttingDown, 'Waystation is shutting down and accepts no new messages; retry against the restarted instance.', {
+      httpStatus: 503,
+    });
   }
 }

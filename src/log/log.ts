@@ -832,6 +832,25 @@ export class Log {
     await this.fs.remove(seg.indexPath);
   }
 
+  /** Bytes held for records with seq >= `seq` (frames and side files), for usage limits. */
+  async bytesFrom(seq: number): Promise<number> {
+    let bytes = 0;
+    for (const seg of this.segments) {
+      const last = seg === this.active ? this.committedSeq : seg.lastSeq;
+      if (last < seq) continue;
+      if (seg.baseSeq >= seq) {
+        bytes += seg.size + seg.blobBytes;
+        continue;
+      }
+      await this.ensureLoaded(seg);
+      let from = seq;
+      while (from <= last && seg.positionOf(from) === LOST) from++;
+      if (from <= last) bytes += seg.size - seg.positionOf(from);
+      for (const [s, size] of seg.blobs) if (s >= seq) bytes += size;
+    }
+    return bytes;
+  }
+
   /** Per-segment counts, bytes and time range, oldest first, for retention decisions. */
   async segmentInfos(): Promise<SegmentInfo[]> {
     const infos: SegmentInfo[] = [];

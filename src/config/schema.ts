@@ -1,0 +1,160 @@
+/**
+ * The configuration schema: the single source of truth for what users may write (YAML, JSON
+ * or the library's `Waystation.open(config)`), with defaults and units. Keys are camelCase;
+ * durations and sizes are strings ("5s", "64MiB") or numbers (ms, bytes). Unknown keys are
+ * errors (strict objects), so a typo never silently falls back to a default.
+ */
+import { z } from 'zod';
+import { OnFullPolicies, Orderings } from '../delivery/route-options.js';
+import { FsyncPolicies } from '../log/options.js';
+import { parseDuration, parseSize } from './units.js';
+
+const duration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; write e.g. "200ms", "5s", "10m", "7d"` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const size = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const bytes = parseSize(v);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${v}" is not a size; write e.g. "512KiB", "64MiB", "1GiB"` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const positiveInt = z.number().int().positive();
+
+export const NAME = /^[A-Za-z0-9_-]{1,128}$/;
+const nameMessage = 'names use 1-128 letters, digits, "_" and "-"';
+
+const storage = z
+  .strictObject({
+    fsync: z.enum(FsyncPolicies).default('always'),
+    fsyncInterval: duration.default(200),
+    segmentBytes: size.default(64 * 1024 * 1024),
+    blobThreshold: size.default(1024 * 1024),
+    writeTimeout: duration.default(10_000),
+    maxBytes: size.optional(),
+    minFreeBytes: size.optional(),
+    dedupWindow: duration.default(120_000),
+  })
+  .default({
+    fsync: 'always',
+    fsyncInterval: 200,
+    segmentBytes: 64 * 1024 * 1024,
+    blobThreshold: 1024 * 1024,
+    writeTimeout: 10_000,
+    dedupWindow: 120_000,
+  });
+
+const classify = z
+  .strictObject({
+    ack: z.array(z.string()).optional(),
+    nack: z.array(z.string()).optional(),
+    error: z.array(z.string()).optional(),
+  })
+  .optional();
+
+const httpTarget = z.strictObject({
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/ }),
+  method: z.enum(['POST', 'PUT']).default('POST'),
+  mode: z.enum(['single', 'batch']).default('single'),
+  headers: z.record(z.string(), z.string()).optional(),
+  timeout: duration.default(10_000),
+  auth: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('basic'), username: z.string(), password: z.string() }),
+      z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }),
+    ])
+    .optional(),
+  tls: z
+    .strictObject({
+      ca: z.string().optional(),
+      cert: z.string().optional(),
+      key: z.string().optional(),
+      rejectUnauthorized: z.boolean().default(true),
+    })
+    .optional(),
+  classify,
+  connections: positiveInt.default(8),
+});
+
+const fileTarget = z.strictObject({
+  type: z.literal('file'),
+  path: z.string().min(1),
+  maxBytes: size.default(64 * 1024 * 1024),
+});
+
+const logTarget = z.strictObject({ type: z.literal('log') });
+const nullTarget = z.strictObject({ type: z.literal('null') });
+const moduleTarget = z.strictObject({
+  type: z.literal('module'),
+  /** Path of an ES module exporting `createTarget(options, context)` (or a default export of it). */
+  path: z.string().min(1),
+  options: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const targetSchema = z.discriminatedUnion('type', [httpTarget, fileTarget, logTarget, nullTarget, moduleTarget]);
+
+const route = z.strictObject({
+  streams: z.array(z.string()).min(1),
+  target: z.string(),
+  ordering: z.enum(Orderings).default('fifo'),
+  storeAndForward: z.boolean().default(true),
+  storeAfter: z.strictObject({ failures: positiveInt.default(1) }).default({ failures: 1 }),
+  probeInterval: duration.default(5_000),
+  probeIntervalMax: duration.default(300_000),
+  replay: z.strictObject({ ratePerSecond: z.number().min(0).default(0) }).default({ ratePerSecond: 0 }),
+  retry: z
+    .strictObject({
+      attempts: positiveInt.default(3),
+      backoff: duration.default(1_000),
+      backoffMax: duration.default(60_000),
+    })
+    .default({ attempts: 3, backoff: 1_000, backoffMax: 60_000 }),
+  retention: z
+    .strictObject({ maxAge: duration.optional(), maxMessages: positiveInt.optional(), maxBytes: size.optional() })
+    .default({}),
+  onFull: z.enum(OnFullPolicies).default('drop-oldest'),
+  cleanupInterval: duration.default(60_000),
+  group: z.string().regex(NAME, nameMessage).optional(),
+  batch: z
+    .strictObject({
+      maxMessages: positiveInt.default(1),
+      maxBytes: size.default(1024 * 1024),
+      maxWait: duration.default(0),
+    })
+    .default({ maxMessages: 1, maxBytes: 1024 * 1024, maxWait: 0 }),
+  maxInFlight: positiveInt.default(1),
+  timeout: duration.default(30_000),
+});
+
+export const configSchema = z.strictObject({
+  dataDir: z.string().min(1).default('./data'),
+  storage,
+  /** Reserved for the gateway (HTTP API, MQTT broker, auth); accepted and validated there. */
+  http: z.record(z.string(), z.unknown()).optional(),
+  mqtt: z.record(z.string(), z.unknown()).optional(),
+  auth: z.record(z.string(), z.unknown()).optional(),
+  shutdownTimeout: duration.default(10_000),
+  streams: z.record(z.string(), z.strictObject({}).default({})).default({}),
+  targets: z.record(z.string().regex(NAME, nameMessage), targetSchema).default({}),
+  routes: z.record(z.string().regex(NAME, nameMessage), route).default({}),
+});
+
+/** What users write (durations and sizes as strings or numbers, most keys optional). */
+export type WaystationConfigInput = z.input<typeof configSchema>;
+/** The same after parsing: every default filled in, durations in ms, sizes in bytes. */
+export type WaystationConfig = z.output<typeof configSchema>;
+export type TargetConfig = z.output<typeof targetSchema>;
+export type RouteConfig = WaystationConfig['routes'][string];

@@ -1,0 +1,212 @@
+/**
+ * The delivery engine: one RouteRunner per route, wired to the store and to targets. It tells
+ * runners about new messages, coordinates groups (routes that store together), runs retention
+ * sweeps and log garbage collection, answers receipts, and stops everything in order.
+ */
+import { UnknownRouteError, WaitTimeoutError } from '../errors.js';
+import type { MessageState } from '../store/route-progress.js';
+import type { Store } from '../store/store.js';
+import { type Clock, systemClock, type TimerHandle } from './clock.js';
+import type { RouteOptions } from './route-options.js';
+import { RouteRunner } from './route-runner.js';
+import type { RouteState } from './route-state.js';
+import type { Target } from './target.js';
+
+export interface EngineEvents {
+  /** A route changed state (the gateway logs it and exports it as a metric). */
+  stateChange?: (route: string, from: RouteState, to: RouteState) => void;
+  /** An internal failure the engine survived (e.g. a progress save failed). */
+  error?: (err: unknown, context: string) => void;
+}
+
+export interface EngineOptions {
+  store: Store;
+  routes: readonly Readonly<RouteOptions>[];
+  /** Target instances by target name. */
+  targets: ReadonlyMap<string, Target>;
+  clock?: Clock;
+  random?: () => number;
+  events?: EngineEvents;
+  progressSaveDelayMs?: number;
+  /** How often the log is trimmed below what every route has finished with, ms. Default 1 000. */
+  gcIntervalMs?: number;
+}
+
+export type Receipt = Record<string, MessageState>;
+
+interface Waiter {
+  stream: string;
+  seq: number;
+  resolve: () => void;
+}
+
+export class DeliveryEngine {
+  private readonly runners = new Map<string, RouteRunner>();
+  private readonly byStream = new Map<string, RouteRunner[]>();
+  private readonly clock: Clock;
+  private readonly timers: TimerHandle[] = [];
+  private readonly waiters = new Set<Waiter>();
+  private running = false;
+  private gcRunning = false;
+
+  constructor(private readonly options: EngineOptions) {
+    this.clock = options.clock ?? systemClock;
+    for (const route of options.routes) {
+      const target = options.targets.get(route.target);
+      if (!target) throw new Error(`route ${route.name}: no target instance named ${route.target}`);
+      const runner = new RouteRunner({
+        options: route,
+        store: options.store,
+        target,
+        clock: this.clock,
+        random: options.random ?? Math.random,
+        onStateChange: (r, previous) => this.onStateChange(r, previous),
+        onSettled: (stream) => this.wakeWaiters(stream),
+        onError: (err, context) => this.options.events?.error?.(err, context),
+        progressSaveDelayMs: options.progressSaveDelayMs,
+      });
+      this.runners.set(route.name, runner);
+      for (const s of route.streams) {
+        const list = this.byStream.get(s) ?? [];
+        list.push(runner);
+        this.byStream.set(s, list);
+      }
+    }
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    for (const target of new Set(this.options.targets.values())) await target.start?.();
+    for (const runner of this.runners.values()) {
+      runner.start();
+      this.every(runner.options.cleanupIntervalMs, () => this.sweep(runner));
+    }
+    this.every(this.options.gcIntervalMs ?? 1000, () => this.collectGarbage());
+  }
+
+  private every(ms: number, fn: () => Promise<void>): void {
+    const tick = () => {
+      if (!this.running) return;
+      void fn()
+        .catch((err: unknown) => this.options.events?.error?.(err, 'periodic task'))
+        .finally(() => {
+          if (this.running) this.timers.push(this.clock.setTimeout(tick, ms));
+        });
+    };
+    this.timers.push(this.clock.setTimeout(tick, ms));
+  }
+
+  private async sweep(runner: RouteRunner): Promise<void> {
+    await runner.enforceRetention();
+  }
+
+  private async collectGarbage(): Promise<void> {
+    if (this.gcRunning) return;
+    this.gcRunning = true;
+    try {
+      await this.options.store.collectGarbage();
+    } finally {
+      this.gcRunning = false;
+    }
+  }
+
+  route(name: string): RouteRunner {
+    const r = this.runners.get(name);
+    if (!r) throw new UnknownRouteError(name);
+    return r;
+  }
+
+  routes(): RouteRunner[] {
+    return [...this.runners.values()];
+  }
+
+  routesOf(stream: string): readonly RouteRunner[] {
+    return this.byStream.get(stream) ?? [];
+  }
+
+  /** Refuses (throws RouteFullError) if a reject-new route of the stream is at its limit. */
+  async admit(stream: string, count: number, bytes: number): Promise<void> {
+    for (const runner of this.routesOf(stream)) await runner.admit(stream, count, bytes);
+  }
+
+  /** Messages were stored in `stream`: wake its routes and apply count/size retention. */
+  published(stream: string): void {
+    for (const runner of this.routesOf(stream)) {
+      const o = runner.options;
+      if (o.onFull === 'drop-oldest' && (o.maxMessages !== undefined || o.maxBytes !== undefined)) {
+        void runner.enforceRetention().catch((err: unknown) => this.options.events?.error?.(err, `route ${o.name}: retention`));
+      }
+      runner.notify();
+    }
+  }
+
+  // ------------------------------------------------------------------ groups
+
+  private onStateChange(runner: RouteRunner, previous: RouteState): void {
+    const next = runner.routeState;
+    this.options.events?.stateChange?.(runner.name, previous, next);
+    const group = runner.options.group;
+    if (group === undefined || next.cause === 'group') return;
+    const peers = this.routes().filter((r) => r !== runner && r.options.group === group);
+    if (next.name === 'storing') for (const p of peers) p.handle({ type: 'groupStore' });
+    else if (next.name === 'held') for (const p of peers) p.handle({ type: 'groupHold' });
+    // When no member stores or is held on its own account any more, the whole group drains.
+    const members = [runner, ...peers];
+    const blocked = members.some(
+      (r) => (r.routeState.name === 'storing' || r.routeState.name === 'held') && r.routeState.cause === 'self',
+    );
+    if (!blocked) for (const p of peers) p.handle({ type: 'groupForward' });
+  }
+
+  // ------------------------------------------------------------------ receipts
+
+  receipt(stream: string, seq: number): Receipt {
+    const receipt: Receipt = {};
+    for (const runner of this.routesOf(stream)) {
+      const state = runner.stateOf(stream, seq);
+      if (state !== undefined) receipt[runner.name] = state;
+    }
+    return receipt;
+  }
+
+  /**
+   * Resolves with the receipt once every route has delivered the message (or it reached
+   * another final state); rejects with WaitTimeoutError after `timeoutMs`.
+   */
+  async waitUntilSettled(stream: string, seq: number, id: string, timeoutMs: number): Promise<Receipt> {
+    const settled = () => Object.values(this.receipt(stream, seq)).every((s) => s !== 'pending');
+    if (settled()) return this.receipt(stream, seq);
+    await new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        stream,
+        seq,
+        resolve: () => {
+          if (!settled()) return;
+          timer.cancel();
+          this.waiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = this.clock.setTimeout(() => {
+        this.waiters.delete(waiter);
+        reject(new WaitTimeoutError(id, timeoutMs));
+      }, timeoutMs);
+      this.waiters.add(waiter);
+    });
+    return this.receipt(stream, seq);
+  }
+
+  private wakeWaiters(stream: string): void {
+    for (const w of [...this.waiters]) if (w.stream === stream) w.resolve();
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** Stops dispatch, gives in-flight deliveries `graceMs` to finish, saves progress, stops targets. */
+  async stop(graceMs: number): Promise<void> {
+    this.running = false;
+    for (const t of this.timers.splice(0)) t.cancel();
+    await Promise.all(this.routes().map((r) => r.stop(graceMs)));
+    for (const target of new Set(this.options.targets.values())) await target.stop?.();
+  }
+}

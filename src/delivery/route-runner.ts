@@ -1,0 +1,839 @@
+/**
+ * Runs one route: picks what to send according to the route's state and ordering, hands
+ * batches to the target, turns outcomes into final states (delivered, dead) and state-machine
+ * events, probes while storing, paces the replay while draining, and enforces retention.
+ *
+ * All mutable delivery state that must survive a restart lives in the store's RouteProgress and
+ * DeadLetters; what lives here (in-flight sets, attempt counts, timers) is rebuilt by starting
+ * again: messages in flight at a crash are simply pending and go out again (at-least-once).
+ */
+import type { Clock, TimerHandle } from './clock.js';
+import type { Delivery, Outcome, Target } from './target.js';
+import { type RouteEvent, type RouteState, transition } from './route-state.js';
+import type { RouteOptions } from './route-options.js';
+import { RouteFullError } from '../errors.js';
+import type { DeadLetter, DeadLetters } from '../store/dead-letters.js';
+import type { StoredMessage } from '../store/message.js';
+import type {
+  FinalState,
+  MessageState,
+  RouteCounters,
+  RouteProgress,
+  StreamProgress,
+} from '../store/route-progress.js';
+import { zeroCounters } from '../store/route-progress.js';
+import type { Store } from '../store/store.js';
+import type { Stream } from '../store/stream.js';
+
+export interface RouteRunnerDeps {
+  options: Readonly<RouteOptions>;
+  store: Store;
+  target: Target;
+  clock: Clock;
+  random: () => number;
+  /** After every state change; the engine coordinates groups and logs. */
+  onStateChange: (runner: RouteRunner, previous: RouteState) => void;
+  /** Messages of a stream reached a final state on this route (receipts). */
+  onSettled: (stream: string) => void;
+  /** An unexpected internal failure (e.g. saving progress failed); the runner keeps going. */
+  onError: (err: unknown, context: string) => void;
+  /** Coalescing delay for saving progress after acks, ms. */
+  progressSaveDelayMs?: number;
+}
+
+export interface RouteSnapshot extends RouteCounters {
+  name: string;
+  target: string;
+  streams: readonly string[];
+  ordering: RouteOptions['ordering'];
+  group: string | undefined;
+  state: RouteState['name'];
+  /** Why it is storing or held: its own failures or the operator (`self`), or a group peer. */
+  cause: RouteState['cause'];
+  since: number;
+  lastError: string | undefined;
+  /** Pending messages not at the target right now. */
+  inQueue: number;
+  /** Messages at the target right now. */
+  inFlight: number;
+  /** Log bytes from the oldest pending message on (approximate with holes). */
+  usedBytes: number;
+  limitBytes: number | undefined;
+  limitMessages: number | undefined;
+}
+
+interface Batch {
+  stream: Stream;
+  messages: StoredMessage[];
+  probe: boolean;
+}
+
+const LOOKAHEAD_MIN = 256;
+
+export class RouteRunner {
+  readonly name: string;
+  private state: RouteState;
+  private readonly progress: RouteProgress;
+  private readonly dead: DeadLetters;
+  /** stream → seq → ordering key, for messages at the target now. */
+  private readonly flying = new Map<string, Map<number, string | undefined>>();
+  private readonly attempts = new Map<string, number>();
+  /** With storeAndForward off: a nacked message waits until then; its key blocks in key mode. */
+  private readonly retryAt = new Map<string, { at: number; key: string | undefined }>();
+  private batchesInFlight = 0;
+  private readonly controllers = new Set<AbortController>();
+  private probeDue = false;
+  private probeTimer: TimerHandle | undefined;
+  private wakeTimer: TimerHandle | undefined;
+  private wakeAt = Number.POSITIVE_INFINITY;
+  private flushTimer: TimerHandle | undefined;
+  private flushNow = false;
+  private tokens = 0;
+  private tokensAt = 0;
+  /** Unordered draining: seqs from here on arrived after the drain began and go out unpaced. */
+  private readonly liveFrom = new Map<string, number>();
+  private nextStream = 0;
+  private pumping = false;
+  private pumpAgain = false;
+  private saveTimer: TimerHandle | undefined;
+  private saving: Promise<void> = Promise.resolve();
+  private running = false;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: RouteRunnerDeps) {
+    this.name = deps.options.name;
+    this.progress = deps.store.routeProgress(this.name);
+    this.dead = deps.store.deadLetters(this.name);
+    const saved = this.progress.route;
+    this.state = {
+      name: saved.state,
+      since: saved.since,
+      cause: 'self',
+      failures: 0,
+      probeFailures: saved.probeFailures,
+      lastError: saved.lastError,
+    };
+    for (const s of deps.options.streams) this.flying.set(s, new Map());
+  }
+
+  get options(): Readonly<RouteOptions> {
+    return this.deps.options;
+  }
+
+  get routeState(): RouteState {
+    return this.state;
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** Starts delivering. A route that was storing probes at once; a held route stays held. */
+  start(): void {
+    this.running = true;
+    if (this.state.name === 'storing') this.probeDue = true;
+    if (this.state.name === 'draining') this.enterDraining();
+    this.pump();
+  }
+
+  /** Stops dispatching, aborts deliveries still out after `graceMs`, and saves progress. */
+  async stop(graceMs: number): Promise<void> {
+    this.running = false;
+    for (const t of [this.probeTimer, this.wakeTimer, this.flushTimer, this.saveTimer]) t?.cancel();
+    if (this.batchesInFlight > 0) {
+      const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      const timer = this.deps.clock.setTimeout(() => {
+        for (const c of this.controllers) c.abort(new Error('shutting down'));
+      }, graceMs);
+      await idle;
+      timer.cancel();
+    }
+    await this.saveNow();
+  }
+
+  /** New messages were stored in `stream`. */
+  notify(): void {
+    this.pump();
+  }
+
+  // ------------------------------------------------------------------ state
+
+  private apply(event: RouteEvent): void {
+    const previous = this.state;
+    const next = transition(previous, event, this.deps.options, this.deps.clock.now());
+    if (next === previous) return;
+    this.state = next;
+    if (next.name !== previous.name || next.cause !== previous.cause) this.onEnter(previous);
+    else this.scheduleSave();
+  }
+
+  private onEnter(previous: RouteState): void {
+    this.probeTimer?.cancel();
+    this.probeTimer = undefined;
+    this.probeDue = false;
+    if (this.state.name === 'storing' && this.state.cause === 'self') this.scheduleProbe();
+    if (this.state.name === 'draining') this.enterDraining();
+    void this.saveNow();
+    this.deps.onStateChange(this, previous);
+    this.pump();
+  }
+
+  /** Applies an event from the engine (operator command or group coordination). */
+  handle(event: RouteEvent): void {
+    this.apply(event);
+  }
+
+  private enterDraining(): void {
+    const rate = this.deps.options.replayRatePerSecond;
+    this.tokens = rate > 0 ? Math.min(rate, this.deps.options.batchMaxMessages) : 0;
+    this.tokensAt = this.deps.clock.now();
+    for (const name of this.deps.options.streams) {
+      this.liveFrom.set(name, this.deps.store.stream(name).log.lastSeq + 1);
+    }
+  }
+
+  private scheduleProbe(): void {
+    const { probeIntervalMs, probeIntervalMaxMs } = this.deps.options;
+    const backoff = Math.min(probeIntervalMaxMs, probeIntervalMs * 2 ** Math.min(this.state.probeFailures, 30));
+    // Jitter keeps many gateways from probing a recovering target in lockstep.
+    const delay = Math.min(probeIntervalMaxMs, backoff * (0.8 + 0.4 * this.deps.random()));
+    this.probeTimer = this.deps.clock.setTimeout(() => {
+      this.probeTimer = undefined;
+      this.probeDue = true;
+      this.pump();
+    }, delay);
+  }
+
+  // ------------------------------------------------------------------ dispatch
+
+  private pump(): void {
+    if (!this.running) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    void (async () => {
+      try {
+        do {
+          this.pumpAgain = false;
+          await this.dispatch();
+        } while (this.pumpAgain && this.running);
+      } catch (err) {
+        this.deps.onError(err, `route ${this.name}: dispatch`);
+      } finally {
+        this.pumping = false;
+      }
+    })();
+  }
+
+  private async dispatch(): Promise<void> {
+    while (this.running && this.batchesInFlight < this.deps.options.maxInFlight) {
+      const batch = await this.nextBatch();
+      if (!batch) break;
+      void this.send(batch);
+    }
+    await this.checkBacklogEmpty();
+  }
+
+  private async nextBatch(): Promise<Batch | undefined> {
+    const { name, cause } = this.state;
+    if (name === 'held') return undefined;
+    if (name === 'storing') {
+      if (cause !== 'self' || !this.probeDue || this.batchesInFlight > 0) return undefined;
+      const probe = await this.pick(1, true);
+      if (probe) this.probeDue = false;
+      return probe;
+    }
+    return this.pick(this.deps.options.batchMaxMessages, false);
+  }
+
+  /** The next batch in the route's order, or undefined (and maybe a timer to try again). */
+  private async pick(limit: number, probe: boolean): Promise<Batch | undefined> {
+    const streams = this.deps.options.streams;
+    for (let i = 0; i < streams.length; i++) {
+      const name = streams[(this.nextStream + i) % streams.length]!;
+      const batch = await this.pickFrom(this.deps.store.stream(name), limit, probe);
+      if (batch) {
+        this.nextStream = (this.nextStream + i + 1) % streams.length;
+        return batch;
+      }
+    }
+    return undefined;
+  }
+
+  private async pickFrom(stream: Stream, limit: number, probe: boolean): Promise<Batch | undefined> {
+    const opts = this.deps.options;
+    const now = this.deps.clock.now();
+    const p = this.progress.stream(stream.name);
+    const draining = this.state.name === 'draining';
+    const backward = opts.ordering === 'lifo';
+    let paced = draining && !probe && opts.replayRatePerSecond > 0;
+    let from: number | undefined;
+    if (draining && opts.ordering === 'unordered' && !probe) {
+      // Live messages first and unpaced; the backlog below liveFrom drains beside them, paced.
+      const live = this.liveFrom.get(stream.name) ?? Number.POSITIVE_INFINITY;
+      if (this.candidates(stream, p, limit, now, false, live).length > 0) {
+        from = live;
+        paced = false;
+      }
+    }
+    let max = limit;
+    if (paced) {
+      max = Math.min(limit, Math.floor(this.takeableTokens(now)));
+      if (max < 1) {
+        this.wakeIn((1 - this.tokens) / (opts.replayRatePerSecond / 1000));
+        return undefined;
+      }
+    }
+    const lookahead = opts.ordering === 'key' ? Math.max(LOOKAHEAD_MIN, max * 4) : max;
+    const seqs = this.candidates(stream, p, lookahead, now, backward, from);
+    if (seqs.length === 0) return undefined;
+    const messages = await this.readCandidates(stream, seqs, backward);
+    const chosen = this.choose(stream, p, messages, max, now);
+    if (chosen.length === 0) return undefined;
+    const onlyPartial =
+      !probe &&
+      this.state.name === 'forwarding' &&
+      opts.batchMaxWaitMs > 0 &&
+      chosen.length < opts.batchMaxMessages &&
+      !this.flushNow;
+    if (onlyPartial) {
+      this.flushTimer ??= this.deps.clock.setTimeout(() => {
+        this.flushTimer = undefined;
+        this.flushNow = true;
+        this.pump();
+      }, opts.batchMaxWaitMs);
+      return undefined;
+    }
+    this.flushNow = false;
+    this.flushTimer?.cancel();
+    this.flushTimer = undefined;
+    if (paced) this.tokens -= chosen.length;
+    const flying = this.flying.get(stream.name)!;
+    for (const m of chosen) flying.set(m.seq, m.key);
+    return { stream, messages: chosen, probe };
+  }
+
+  /** Pending seqs not at the target and not waiting for a retry, in delivery order. */
+  private candidates(
+    stream: Stream,
+    p: StreamProgress,
+    limit: number,
+    now: number,
+    backward: boolean,
+    from?: number,
+  ): number[] {
+    const flying = this.flying.get(stream.name)!;
+    const last = stream.log.lastSeq;
+    const out: number[] = [];
+    const start = Math.max(p.start, from ?? p.start);
+    let s = backward ? p.done.prevMissing(last) : p.done.nextMissing(start);
+    while ((backward ? s >= start : s <= last) && out.length < limit) {
+      if (!flying.has(s)) {
+        const wait = this.retryAt.get(attemptKey(stream.name, s));
+        if (wait === undefined || wait.at <= now) out.push(s);
+        else if (this.deps.options.ordering === 'fifo') {
+          // Strict order: nothing newer passes a message waiting for its retry.
+          this.wakeIn(wait.at - now);
+          break;
+        } else this.wakeIn(wait.at - now);
+      }
+      s = backward ? p.done.prevMissing(s - 1) : p.done.nextMissing(s + 1);
+    }
+    return out;
+  }
+
+  private async readCandidates(stream: Stream, seqs: readonly number[], backward: boolean): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = [];
+    let i = 0;
+    while (i < seqs.length) {
+      // One read per run of consecutive seqs.
+      let j = i;
+      while (j + 1 < seqs.length && Math.abs(seqs[j + 1]! - seqs[j]!) === 1) j++;
+      const count = j - i + 1;
+      const got = await stream.read({
+        fromSeq: seqs[i]!,
+        untilSeq: seqs[j]!,
+        direction: backward ? 'backward' : 'forward',
+        maxMessages: count,
+        maxBytes: Math.max(this.deps.options.batchMaxBytes, 64 * 1024),
+      });
+      out.push(...got);
+      if (got.length < count) break; // byte budget reached; the rest waits for the next batch
+      i = j + 1;
+    }
+    return out;
+  }
+
+  /** Drops expired messages (counted) and applies key blocking and the batch byte limit. */
+  private choose(stream: Stream, p: StreamProgress, messages: StoredMessage[], max: number, now: number): StoredMessage[] {
+    const opts = this.deps.options;
+    const chosen: StoredMessage[] = [];
+    const expired: number[] = [];
+    const blocked = opts.ordering === 'key' ? this.blockedKeys(stream.name, now) : undefined;
+    let bytes = 0;
+    for (const m of messages) {
+      if (this.isExpired(m, now)) {
+        expired.push(m.seq);
+        continue;
+      }
+      if (blocked && m.key !== undefined && blocked.has(m.key)) continue;
+      if (chosen.length > 0 && bytes + m.payloadBytes > opts.batchMaxBytes) break;
+      chosen.push(m);
+      bytes += m.payloadBytes;
+      if (chosen.length >= max) break;
+    }
+    if (expired.length > 0) this.settle(stream.name, p, expired, 'expired');
+    return chosen;
+  }
+
+  private blockedKeys(stream: string, now: number): Set<string> {
+    const keys = new Set<string>();
+    for (const key of this.flying.get(stream)!.values()) if (key !== undefined) keys.add(key);
+    for (const [k, wait] of this.retryAt) if (wait.at > now && wait.key !== undefined && k.startsWith(`${stream}:`)) keys.add(wait.key);
+    // IBM event sequencing: a dead-lettered message blocks its key until resubmitted or deleted.
+    for (const l of this.dead.list()) if (l.stream === stream && l.key !== undefined) keys.add(l.key);
+    return keys;
+  }
+
+  private isExpired(m: StoredMessage, now: number): boolean {
+    if (m.expiresAt !== undefined && m.expiresAt <= now) return true;
+    const maxAge = this.deps.options.maxAgeMs;
+    return maxAge !== undefined && m.timestamp + maxAge <= now;
+  }
+
+  private takeableTokens(now: number): number {
+    const rate = this.deps.options.replayRatePerSecond;
+    const burst = Math.max(1, Math.min(rate, this.deps.options.batchMaxMessages));
+    this.tokens = Math.min(burst, this.tokens + ((now - this.tokensAt) * rate) / 1000);
+    this.tokensAt = now;
+    return this.tokens;
+  }
+
+  private wakeIn(ms: number): void {
+    const at = this.deps.clock.now() + Math.max(1, Math.ceil(ms));
+    if (at >= this.wakeAt) return;
+    this.wakeTimer?.cancel();
+    this.wakeAt = at;
+    this.wakeTimer = this.deps.clock.setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.wakeAt = Number.POSITIVE_INFINITY;
+      this.pump();
+    }, at - this.deps.clock.now());
+  }
+
+  // ------------------------------------------------------------------ delivery
+
+  private async send(batch: Batch): Promise<void> {
+    const { stream, messages, probe } = batch;
+    const opts = this.deps.options;
+    const p = this.progress.stream(stream.name);
+    this.batchesInFlight++;
+    const deliveries: Delivery[] = messages.map((m) => {
+      const key = attemptKey(stream.name, m.seq);
+      const attempt = (this.attempts.get(key) ?? 0) + 1;
+      if (attempt > 1 || p.wasInFlight.has(m.seq)) {
+        this.progress.counters.redelivered++;
+        p.wasInFlight.delete(m.seq);
+      }
+      return {
+        id: m.id,
+        stream: m.stream,
+        seq: m.seq,
+        key: m.key,
+        headers: m.headers,
+        timestamp: m.timestamp,
+        payloadBytes: m.payloadBytes,
+        payload: m.payload,
+        openPayload: () => stream.openPayload(m),
+        attempt,
+      };
+    });
+    const outcomes = await this.deliver(deliveries);
+    this.batchesInFlight--;
+    const flying = this.flying.get(stream.name)!;
+    for (const m of messages) flying.delete(m.seq);
+    try {
+      await this.process(stream.name, p, messages, outcomes, probe);
+    } catch (err) {
+      this.deps.onError(err, `route ${this.name}: recording outcomes`);
+    }
+    if (this.batchesInFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    this.pump();
+  }
+
+  /** Calls the target under the attempt timeout; failures become nacks, never exceptions. */
+  private async deliver(deliveries: readonly Delivery[]): Promise<readonly Outcome[]> {
+    const controller = new AbortController();
+    this.controllers.add(controller);
+    const timeoutMs = this.deps.options.attemptTimeoutMs;
+    let timer: TimerHandle | undefined;
+    const timedOut = new Promise<readonly Outcome[]>((resolve) => {
+      const fail = (reason: string) => resolve(deliveries.map(() => ({ kind: 'nack', reason }) as const));
+      timer = this.deps.clock.setTimeout(() => {
+        controller.abort(new Error('attempt timed out'));
+        fail(`no answer within ${timeoutMs} ms`);
+      }, timeoutMs);
+      controller.signal.addEventListener('abort', () => fail(`aborted: ${String(controller.signal.reason)}`));
+    });
+    try {
+      const answered = this.deps.target.deliver(deliveries, controller.signal).then((outcomes) =>
+        outcomes.length === deliveries.length
+          ? outcomes
+          : deliveries.map(() => ({
+              kind: 'nack' as const,
+              reason: `target answered ${outcomes.length} outcomes for ${deliveries.length} messages`,
+            })),
+      );
+      return await Promise.race([answered, timedOut]);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      return deliveries.map(() => ({ kind: 'nack', reason }) as const);
+    } finally {
+      timer?.cancel();
+      this.controllers.delete(controller);
+    }
+  }
+
+  private async process(
+    streamName: string,
+    p: StreamProgress,
+    messages: readonly StoredMessage[],
+    outcomes: readonly Outcome[],
+    probe: boolean,
+  ): Promise<void> {
+    const opts = this.deps.options;
+    const now = this.deps.clock.now();
+    const delivered: number[] = [];
+    const dead: DeadLetter[] = [];
+    let nackReason: string | undefined;
+    for (const [i, m] of messages.entries()) {
+      const outcome = outcomes[i]!;
+      const key = attemptKey(streamName, m.seq);
+      const attempts = (this.attempts.get(key) ?? 0) + 1;
+      if (outcome.kind === 'ack') {
+        delivered.push(m.seq);
+        this.attempts.delete(key);
+        this.retryAt.delete(key);
+        continue;
+      }
+      if (outcome.kind === 'error') {
+        dead.push(this.letter(m, 'error', attempts, outcome.reason, now));
+        this.attempts.delete(key);
+        this.retryAt.delete(key);
+        continue;
+      }
+      this.progress.counters.failures++;
+      nackReason = outcome.reason;
+      this.attempts.set(key, attempts);
+      if (!opts.storeAndForward) {
+        if (attempts >= opts.retryAttempts) {
+          dead.push(this.letter(m, 'retries-exhausted', attempts, outcome.reason, now));
+          this.attempts.delete(key);
+          this.retryAt.delete(key);
+        } else {
+          const backoff = Math.min(opts.retryBackoffMaxMs, opts.retryBackoffMs * 2 ** (attempts - 1));
+          const at = now + Math.max(backoff, outcome.retryAfterMs ?? 0);
+          this.retryAt.set(key, { at, key: m.key });
+          this.wakeIn(at - now);
+        }
+      }
+    }
+    if (dead.length > 0) {
+      await this.dead.add(dead);
+      this.settle(
+        streamName,
+        p,
+        dead.map((d) => d.seq),
+        'dead',
+      );
+    }
+    if (delivered.length > 0) this.settle(streamName, p, delivered, 'delivered');
+    if (probe) {
+      this.apply(nackReason === undefined ? { type: 'probeAck' } : { type: 'probeNack', reason: nackReason });
+      if (this.state.name === 'storing' && nackReason !== undefined && this.probeTimer === undefined) this.scheduleProbe();
+      return;
+    }
+    if (nackReason !== undefined) this.apply({ type: 'nack', reason: nackReason });
+    else this.apply({ type: 'ack' });
+  }
+
+  private letter(
+    m: StoredMessage,
+    reason: DeadLetter['reason'],
+    attempts: number,
+    lastError: string,
+    at: number,
+  ): DeadLetter {
+    return { id: m.id, stream: m.stream, seq: m.seq, key: m.key, reason, attempts, lastError, at };
+  }
+
+  /** Records final states, counts them, schedules a save and wakes receipt waiters. */
+  private settle(stream: string, p: StreamProgress, seqs: readonly number[], state: FinalState): void {
+    for (const seq of seqs) p.mark(seq, state);
+    const c = this.progress.counters;
+    if (state === 'delivered') c.forwarded += seqs.length;
+    else if (state === 'dead') c.deadLettered += seqs.length;
+    else c[state] += seqs.length;
+    this.scheduleSave();
+    this.deps.onSettled(stream);
+  }
+
+  private settleRange(stream: string, first: number, last: number, state: FinalState): number {
+    const p = this.progress.stream(stream);
+    const flying = this.flying.get(stream)!;
+    const seqs: number[] = [];
+    for (const [a, b] of p.done.gaps(Math.max(first, p.start), last)) {
+      for (let s = a; s <= b; s++) if (!flying.has(s)) seqs.push(s);
+    }
+    if (seqs.length > 0) this.settle(stream, p, seqs, state);
+    return seqs.length;
+  }
+
+  private async checkBacklogEmpty(): Promise<void> {
+    if (this.state.name !== 'draining' || this.batchesInFlight > 0) return;
+    const unordered = this.deps.options.ordering === 'unordered';
+    for (const name of this.deps.options.streams) {
+      const p = this.progress.stream(name);
+      const last = unordered ? (this.liveFrom.get(name) ?? 1) - 1 : this.deps.store.stream(name).log.lastSeq;
+      if (pendingIn(p, last) > 0) return;
+    }
+    this.apply({ type: 'backlogEmpty' });
+  }
+
+  // ------------------------------------------------------------------ retention
+
+  /** Expires messages past maxAge and, with drop-oldest, prunes beyond maxMessages/maxBytes. */
+  async enforceRetention(): Promise<void> {
+    const opts = this.deps.options;
+    const now = this.deps.clock.now();
+    if (opts.maxAgeMs !== undefined) {
+      for (const name of opts.streams) await this.expireOlderThan(name, now - opts.maxAgeMs);
+    }
+    if (opts.onFull !== 'drop-oldest') return;
+    if (opts.maxMessages !== undefined) {
+      let excess = this.pendingCount() - opts.maxMessages;
+      for (const name of opts.streams) {
+        if (excess <= 0) break;
+        excess -= this.settleOldest(name, excess, 'pruned');
+      }
+    }
+    if (opts.maxBytes !== undefined) {
+      let excess = (await this.usedBytes()) - opts.maxBytes;
+      for (const name of opts.streams) {
+        if (excess <= 0) break;
+        excess -= await this.pruneBytes(name, excess);
+      }
+    }
+  }
+
+  private async expireOlderThan(streamName: string, cutoff: number): Promise<void> {
+    const stream = this.deps.store.stream(streamName);
+    const p = this.progress.stream(streamName);
+    for (const seg of await stream.log.segmentInfos()) {
+      if (seg.lastSeq < p.floor()) continue;
+      if (seg.maxTimestamp < cutoff) {
+        this.settleRange(streamName, seg.baseSeq, seg.lastSeq, 'expired');
+        continue;
+      }
+      // The boundary segment: timestamps ascend with seq, so expire a prefix of it.
+      let from = Math.max(seg.baseSeq, p.floor());
+      for (;;) {
+        const batch = await stream.read({ fromSeq: from, untilSeq: seg.lastSeq, maxMessages: 1000 });
+        const old = batch.filter((m) => m.timestamp < cutoff);
+        if (old.length > 0) this.settleRange(streamName, from, old.at(-1)!.seq, 'expired');
+        if (old.length < batch.length || batch.length === 0) return;
+        from = batch.at(-1)!.seq + 1;
+      }
+    }
+  }
+
+  /** Marks the oldest `count` pending messages (not at the target) of a stream; returns how many. */
+  private settleOldest(streamName: string, count: number, state: FinalState): number {
+    const stream = this.deps.store.stream(streamName);
+    const p = this.progress.stream(streamName);
+    const flying = this.flying.get(streamName)!;
+    const seqs: number[] = [];
+    for (const [a, b] of p.done.gaps(p.start, stream.log.lastSeq)) {
+      for (let s = a; s <= b && seqs.length < count; s++) if (!flying.has(s)) seqs.push(s);
+      if (seqs.length >= count) break;
+    }
+    if (seqs.length > 0) this.settle(streamName, p, seqs, state);
+    return seqs.length;
+  }
+
+  private async pruneBytes(streamName: string, excess: number): Promise<number> {
+    const stream = this.deps.store.stream(streamName);
+    const p = this.progress.stream(streamName);
+    let freed = 0;
+    let from = p.floor();
+    while (freed < excess && from <= stream.log.lastSeq) {
+      const batch = await stream.read({ fromSeq: from, maxMessages: 1000 });
+      if (batch.length === 0) break;
+      const prune: number[] = [];
+      for (const m of batch) {
+        if (freed >= excess) break;
+        if (p.done.has(m.seq) || this.flying.get(streamName)!.has(m.seq)) continue;
+        prune.push(m.seq);
+        freed += m.payloadBytes;
+      }
+      if (prune.length > 0) this.settle(streamName, p, prune, 'pruned');
+      from = batch.at(-1)!.seq + 1;
+    }
+    return freed;
+  }
+
+  /** With onFull reject-new: refuses a publish that would pass maxMessages or maxBytes. */
+  async admit(stream: string, count: number, bytes: number): Promise<void> {
+    const opts = this.deps.options;
+    if (opts.onFull !== 'reject-new') return;
+    if (opts.maxMessages !== undefined && this.pendingCount() + count > opts.maxMessages) {
+      throw new RouteFullError(this.name, stream, `retention.maxMessages ${opts.maxMessages}`);
+    }
+    if (opts.maxBytes !== undefined && (await this.usedBytes()) + bytes > opts.maxBytes) {
+      throw new RouteFullError(this.name, stream, `retention.maxBytes ${opts.maxBytes}`);
+    }
+  }
+
+  // ------------------------------------------------------------------ operator
+
+  /** Purges all pending messages, or the oldest `top` ("top of the queue"). Returns how many. */
+  purge(top?: number): number {
+    let left = top ?? Number.POSITIVE_INFINITY;
+    let purged = 0;
+    for (const name of this.deps.options.streams) {
+      if (left <= 0) break;
+      const n = this.settleOldest(name, left, 'purged');
+      purged += n;
+      left -= n;
+    }
+    void this.checkBacklogEmpty();
+    return purged;
+  }
+
+  resetCounters(): void {
+    this.progress.counters = zeroCounters();
+    void this.saveNow();
+  }
+
+  deadLetters(): DeadLetter[] {
+    return this.dead.list();
+  }
+
+  /** Puts dead letters (all, or those ids) back in the queue; returns how many. */
+  async resubmit(ids?: readonly string[]): Promise<number> {
+    const letters = this.selectLetters(ids);
+    if (letters.length === 0) return 0;
+    await this.dead.remove(letters);
+    for (const l of letters) {
+      this.progress.stream(l.stream).unmarkDead(l.seq);
+      this.attempts.delete(attemptKey(l.stream, l.seq));
+    }
+    await this.saveNow();
+    this.pump();
+    return letters.length;
+  }
+
+  /** Deletes dead letters (all, or those ids): they stay dead, and the log may drop them. */
+  async deleteDeadLetters(ids?: readonly string[]): Promise<number> {
+    const letters = this.selectLetters(ids);
+    if (letters.length > 0) await this.dead.remove(letters);
+    this.pump();
+    return letters.length;
+  }
+
+  private selectLetters(ids?: readonly string[]): DeadLetter[] {
+    if (ids === undefined) return this.dead.list();
+    const wanted = new Set(ids);
+    return this.dead.list().filter((l) => wanted.has(l.id));
+  }
+
+  // ------------------------------------------------------------------ reporting
+
+  stateOf(stream: string, seq: number): MessageState | undefined {
+    const p = this.progress.streams.get(stream);
+    if (!p) return undefined;
+    if (this.dead.has(stream, seq)) return 'dead';
+    return p.stateOf(seq);
+  }
+
+  pendingCount(): number {
+    let pending = 0;
+    for (const name of this.deps.options.streams) {
+      pending += pendingIn(this.progress.stream(name), this.deps.store.stream(name).log.lastSeq);
+    }
+    return pending;
+  }
+
+  private inFlightCount(): number {
+    let n = 0;
+    for (const f of this.flying.values()) n += f.size;
+    return n;
+  }
+
+  async usedBytes(): Promise<number> {
+    let bytes = 0;
+    for (const name of this.deps.options.streams) {
+      bytes += await this.deps.store.stream(name).log.bytesFrom(this.progress.stream(name).floor());
+    }
+    return bytes;
+  }
+
+  async snapshot(): Promise<RouteSnapshot> {
+    const o = this.deps.options;
+    const inFlight = this.inFlightCount();
+    return {
+      name: this.name,
+      target: o.target,
+      streams: o.streams,
+      ordering: o.ordering,
+      group: o.group,
+      state: this.state.name,
+      cause: this.state.cause,
+      since: this.state.since,
+      lastError: this.state.lastError,
+      ...this.progress.counters,
+      inQueue: this.pendingCount() - inFlight,
+      inFlight,
+      usedBytes: await this.usedBytes(),
+      limitBytes: o.maxBytes,
+      limitMessages: o.maxMessages,
+    };
+  }
+
+  // ------------------------------------------------------------------ persistence
+
+  private scheduleSave(): void {
+    if (this.saveTimer) return;
+    this.saveTimer = this.deps.clock.setTimeout(() => {
+      this.saveTimer = undefined;
+      void this.saveNow();
+    }, this.deps.progressSaveDelayMs ?? 100);
+  }
+
+  /** Saves progress now (serialized: saves never overlap). */
+  saveNow(): Promise<void> {
+    this.saveTimer?.cancel();
+    this.saveTimer = undefined;
+    this.progress.route = {
+      state: this.state.name,
+      since: this.state.since,
+      lastError: this.state.lastError,
+      probeFailures: this.state.probeFailures,
+    };
+    const inFlight = new Map<string, Iterable<number>>();
+    for (const [name, f] of this.flying) inFlight.set(name, [...f.keys()]);
+    this.saving = this.saving
+      .then(() => this.progress.save(inFlight))
+      .catch((err: unknown) => this.deps.onError(err, `route ${this.name}: saving progress`));
+    return this.saving;
+  }
+}
+
+function attemptKey(stream: string, seq: number): string {
+  return `${stream}:${seq}`;
+}
+
+function pendingIn(p: StreamProgress, last: number): number {
+  if (last < p.start) return 0;
+  return last - p.start + 1 - p.done.countIn(p.start, last);
+}

@@ -1,0 +1,177 @@
+/**
+ * The durable progress of one route: per stream it reads, which sequence numbers reached which
+ * final state (delivered, expired, pruned, purged, dead), the route's state-machine state
+ * (including an operator's `held`), and its counters. Persisted atomically to
+ * `routes/<name>/progress.state`; the delivery engine decides when (coalesced after acks,
+ * immediately on state changes). After a crash, acks since the last save are delivered again
+ * (at-least-once); the messages that were in flight at the last save are counted as redeliveries.
+ */
+import { join } from 'node:path';
+import { readAtomicJson, type StorageFileSystem, writeAtomicJson } from '../log/index.js';
+import { type SeqRange, SeqSet } from './seq-set.js';
+
+export const FinalStates = ['delivered', 'expired', 'pruned', 'purged', 'dead'] as const;
+export type FinalState = (typeof FinalStates)[number];
+export type MessageState = FinalState | 'pending';
+
+export const RouteStates = ['forwarding', 'storing', 'draining', 'held'] as const;
+export type RouteStateName = (typeof RouteStates)[number];
+
+export interface RouteCounters {
+  forwarded: number;
+  expired: number;
+  pruned: number;
+  purged: number;
+  deadLettered: number;
+  /** Deliveries of messages that had been sent before (after a nack, or in flight at a crash). */
+  redelivered: number;
+  /** Attempts answered nack or timed out. */
+  failures: number;
+}
+
+export interface PersistedRouteState {
+  state: RouteStateName;
+  /** ms since the epoch the route entered `state`. */
+  since: number;
+  lastError: string | undefined;
+  /** Consecutive probe failures while storing, for the backoff. */
+  probeFailures: number;
+}
+
+export function zeroCounters(): RouteCounters {
+  return { forwarded: 0, expired: 0, pruned: 0, purged: 0, deadLettered: 0, redelivered: 0, failures: 0 };
+}
+
+export class StreamProgress {
+  /** First seq this route is responsible for in the stream. */
+  start: number;
+  readonly sets: Record<FinalState, SeqSet>;
+  /** Union of all final states. */
+  readonly done = new SeqSet();
+  /** In flight at the last save: delivering them again counts as a redelivery. */
+  readonly wasInFlight: SeqSet;
+
+  constructor(start: number, sets?: Partial<Record<FinalState, SeqSet>>, wasInFlight?: SeqSet) {
+    this.start = start;
+    this.sets = {
+      delivered: sets?.delivered ?? new SeqSet(),
+      expired: sets?.expired ?? new SeqSet(),
+      pruned: sets?.pruned ?? new SeqSet(),
+      purged: sets?.purged ?? new SeqSet(),
+      dead: sets?.dead ?? new SeqSet(),
+    };
+    for (const set of Object.values(this.sets)) for (const [a, b] of set.ranges()) this.done.addRange(a, b);
+    this.wasInFlight = wasInFlight ?? new SeqSet();
+  }
+
+  mark(seq: number, state: FinalState): void {
+    this.sets[state].add(seq);
+    this.done.add(seq);
+  }
+
+  markRange(first: number, last: number, state: FinalState): void {
+    this.sets[state].addRange(first, last);
+    this.done.addRange(first, last);
+  }
+
+  /** A dead letter resubmitted: the message is pending again. */
+  unmarkDead(seq: number): void {
+    this.sets.dead.delete(seq);
+    this.done.delete(seq);
+  }
+
+  stateOf(seq: number): MessageState | undefined {
+    if (seq < this.start) return undefined;
+    for (const state of FinalStates) if (this.sets[state].has(seq)) return state;
+    return 'pending';
+  }
+
+  /** Lowest seq that is not final (the route still needs it in the log). */
+  floor(): number {
+    return this.done.nextMissing(this.start);
+  }
+
+  /** Forgets detail below the log's first seq (those messages are gone). */
+  trimBelow(seq: number): void {
+    if (seq <= this.start) return;
+    this.start = seq;
+    for (const set of [...Object.values(this.sets), this.done, this.wasInFlight]) set.removeBelow(seq);
+  }
+}
+
+interface ProgressFile {
+  version: 1;
+  route: PersistedRouteState;
+  counters: RouteCounters;
+  streams: Record<
+    string,
+    { start: number; wasInFlight: SeqRange[] } & Record<FinalState, SeqRange[]>
+  >;
+}
+
+export class RouteProgress {
+  private constructor(
+    private readonly fs: StorageFileSystem,
+    private readonly path: string,
+    public route: PersistedRouteState,
+    public counters: RouteCounters,
+    readonly streams: Map<string, StreamProgress>,
+  ) {}
+
+  /**
+   * Loads a route's progress, or starts it fresh. A stream the route reads for the first time
+   * starts at `startOf(stream)`: everything the stream still holds.
+   */
+  static async open(
+    fs: StorageFileSystem,
+    routeDir: string,
+    streams: readonly string[],
+    startOf: (stream: string) => number,
+    now: number,
+  ): Promise<RouteProgress> {
+    await fs.mkdir(routeDir);
+    const path = join(routeDir, 'progress.state');
+    const file = (await readAtomicJson(fs, path)) as ProgressFile | undefined;
+    const progress = new Map<string, StreamProgress>();
+    for (const name of streams) {
+      const saved = file?.streams[name];
+      if (!saved) {
+        progress.set(name, new StreamProgress(startOf(name)));
+        continue;
+      }
+      const sets = Object.fromEntries(
+        (['delivered', 'expired', 'pruned', 'purged', 'dead'] as const).map((s) => [s, SeqSet.fromRanges(saved[s])]),
+      ) as Record<FinalState, SeqSet>;
+      progress.set(name, new StreamProgress(saved.start, sets, SeqSet.fromRanges(saved.wasInFlight)));
+    }
+    const route = file?.route ?? { state: 'forwarding', since: now, lastError: undefined, probeFailures: 0 };
+    const counters = { ...zeroCounters(), ...file?.counters };
+    return new RouteProgress(fs, path, route, counters, progress);
+  }
+
+  stream(name: string): StreamProgress {
+    const p = this.streams.get(name);
+    if (!p) throw new Error(`route progress has no stream ${name}`);
+    return p;
+  }
+
+  /** Writes everything atomically. `inFlight` is what is out at the target right now. */
+  async save(inFlight: ReadonlyMap<string, Iterable<number>>): Promise<void> {
+    const streams: ProgressFile['streams'] = {};
+    for (const [name, p] of this.streams) {
+      const flying = new SeqSet();
+      for (const seq of inFlight.get(name) ?? []) flying.add(seq);
+      streams[name] = {
+        start: p.start,
+        delivered: p.sets.delivered.ranges(),
+        expired: p.sets.expired.ranges(),
+        pruned: p.sets.pruned.ranges(),
+        purged: p.sets.purged.ranges(),
+        dead: p.sets.dead.ranges(),
+        wasInFlight: flying.ranges(),
+      };
+    }
+    const file: ProgressFile = { version: 1, route: this.route, counters: this.counters, streams };
+    await writeAtomicJson(this.fs, this.path, file);
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * The store: streams over logs, per-route progress and dead letters, idempotent publish, the
+ * global storage guard, and deleting log history no route needs any more. Knows nothing of
+ * targets or the route state machine. Owns the data directory:
+ *
+ *   <dataDir>/LOCK                      pid of the process holding the directory
+ *   <dataDir>/streams/<stream>/         a stream (stream.ts) and its log (log/)
+ *   <dataDir>/routes/<route>/           progress.state, dead-letters.journal
+ */
+import { readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  DataDirLockedError,
+  ShuttingDownError,
+  StorageFullError,
+  UnknownMessageError,
+  UnknownRouteError,
+  UnknownStreamError,
+} from '../errors.js';
+import { type LogOptions, nodeFileSystem, type StorageFileSystem } from '../log/index.js';
+import { DeadLetters } from './dead-letters.js';
+import { assertStreamName, parseMessageId, type StoredMessage } from './message.js';
+import { RouteProgress } from './route-progress.js';
+import { type PublishedRef, type PublishInput, Stream } from './stream.js';
+
+export interface StoreOptions {
+  dataDir: string;
+  streams: readonly string[];
+  routes: readonly { name: string; streams: readonly string[] }[];
+  log?: LogOptions;
+  /** A repeated Idempotency-Key within this window returns the first publish's ids. Default 2 min. */
+  dedupWindowMs?: number;
+  /** Publishes are refused (507) once all streams together hold this many bytes. */
+  maxBytes?: number;
+  /** Publishes are refused (507) while the data directory's filesystem has less free space. */
+  minFreeBytes?: number;
+  fileSystem?: StorageFileSystem;
+  now?: () => number;
+  /** Free bytes of the filesystem holding `dir` (injectable for tests). */
+  freeBytes?: (dir: string) => Promise<number>;
+}
+
+export interface PublishOptions {
+  idempotencyKey?: string | undefined;
+  /**
+   * Called before the append with the stream, message count and payload bytes (streamed
+   * payloads count as 0 here); throws to refuse (e.g. a route full with reject-new).
+   */
+  admit?: (stream: string, count: number, bytes: number) => void;
+}
+
+interface DedupEntry {
+  at: number;
+  refs: Promise<PublishedRef[]>;
+}
+
+const FREE_SPACE_CACHE_MS = 1000;
+
+export class Store {
+  private readonly streamsByName = new Map<string, Stream>();
+  private readonly streamsByIncarnation = new Map<string, Stream>();
+  private readonly progress = new Map<string, RouteProgress>();
+  private readonly dead = new Map<string, DeadLetters>();
+  private readonly dedup = new Map<string, DedupEntry>();
+  private readonly fs: StorageFileSystem;
+  private readonly now: () => number;
+  private readonly dedupWindowMs: number;
+  private freeSpace: { at: number; bytes: number } | undefined;
+  private closing = false;
+
+  private constructor(private readonly options: StoreOptions) {
+    this.fs = options.fileSystem ?? nodeFileSystem;
+    this.now = options.now ?? Date.now;
+    this.dedupWindowMs = options.dedupWindowMs ?? 120_000;
+  }
+
+  static async open(options: StoreOptions): Promise<Store> {
+    const store = new Store(options);
+    await store.lock();
+    try {
+      await store.load();
+    } catch (err) {
+      await store.close().catch(() => {});
+      throw err;
+    }
+    return store;
+  }
+
+  get dataDir(): string {
+    return this.options.dataDir;
+  }
+
+  private async lock(): Promise<void> {
+    const { dataDir } = this.options;
+    await this.fs.mkdir(dataDir);
+    const path = join(dataDir, 'LOCK');
+    if (this.fs === nodeFileSystem) {
+      const held = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (held && held !== process.pid && isAlive(held)) throw new DataDirLockedError(dataDir, held);
+      await writeFile(path, `${process.pid}\n`);
+    }
+  }
+
+  private async load(): Promise<void> {
+    const { dataDir } = this.options;
+    for (const name of this.options.streams) {
+      assertStreamName(name);
+      const stream = await Stream.open(this.fs, join(dataDir, 'streams'), name, this.options.log ?? {});
+      this.streamsByName.set(name, stream);
+      this.streamsByIncarnation.set(stream.incarnation, stream);
+    }
+    for (const route of this.options.routes) {
+      const dir = join(dataDir, 'routes', route.name);
+      const progress = await RouteProgress.open(
+        this.fs,
+        dir,
+        route.streams,
+        (s) => this.stream(s).log.firstSeq,
+        this.now(),
+      );
+      // Detail below what the log still holds is history.
+      for (const [name, p] of progress.streams) p.trimBelow(this.stream(name).log.firstSeq);
+      this.progress.set(route.name, progress);
+      this.dead.set(route.name, await DeadLetters.open(this.fs, dir));
+    }
+    await this.rebuildDedup();
+  }
+
+  /** Idempotency keys published within the window, read back newest first from each stream. */
+  private async rebuildDedup(): Promise<void> {
+    const since = this.now() - this.dedupWindowMs;
+    const found = new Map<string, { at: number; refs: PublishedRef[] }>();
+    for (const stream of this.streamsByName.values()) {
+      let from = stream.log.lastSeq;
+      let inWindow = true;
+      while (inWindow && from >= stream.log.firstSeq) {
+        const messages = await stream.read({ fromSeq: from, direction: 'backward', maxMessages: 1000 });
+        if (messages.length === 0) break;
+        for (const m of messages) {
+          if (m.timestamp < since) {
+            inWindow = false;
+            break;
+          }
+          if (m.idempotencyKey === undefined) continue;
+          const key = dedupKey(stream.name, m.idempotencyKey);
+          const entry = found.get(key) ?? { at: m.timestamp, refs: [] };
+          entry.refs.unshift({ id: m.id, stream: stream.name, seq: m.seq });
+          entry.at = m.timestamp;
+          found.set(key, entry);
+        }
+        from = messages.at(-1)!.seq - 1;
+      }
+    }
+    // Oldest first, as expireDedup expects.
+    for (const [key, e] of [...found].sort((a, b) => a[1].at - b[1].at)) {
+      this.dedup.set(key, { at: e.at, refs: Promise.resolve(e.refs) });
+    }
+  }
+
+  stream(name: string): Stream {
+    const s = this.streamsByName.get(name);
+    if (!s) throw new UnknownStreamError(name);
+    return s;
+  }
+
+  streams(): Stream[] {
+    return [...this.streamsByName.values()];
+  }
+
+  routeProgress(route: string): RouteProgress {
+    const p = this.progress.get(route);
+    if (!p) throw new UnknownRouteError(route);
+    return p;
+  }
+
+  deadLetters(route: string): DeadLetters {
+    const d = this.dead.get(route);
+    if (!d) throw new UnknownRouteError(route);
+    return d;
+  }
+
+  /**
+   * Stores messages as one unit and resolves with their ids once durable. With an idempotency
+   * key seen within the dedup window, resolves with the first publish's ids and stores nothing.
+   */
+  async publish(streamName: string, inputs: readonly PublishInput[], options: PublishOptions = {}): Promise<PublishedRef[]> {
+    if (this.closing) throw new ShuttingDownError();
+    const stream = this.stream(streamName);
+    const key = options.idempotencyKey === undefined ? undefined : dedupKey(streamName, options.idempotencyKey);
+    if (key !== undefined) {
+      this.expireDedup();
+      const seen = this.dedup.get(key);
+      if (seen) return seen.refs;
+    }
+    const bytes = inputs.reduce((sum, i) => sum + (i.payload instanceof Uint8Array ? i.payload.byteLength : 0), 0);
+    await this.guardStorage(streamName, inputs);
+    options.admit?.(streamName, inputs.length, bytes);
+    const withKey =
+      options.idempotencyKey === undefined
+        ? inputs
+        : inputs.map((input) => ({ ...input, idempotencyKey: options.idempotencyKey }));
+    const refs = stream.append(withKey);
+    if (key !== undefined) {
+      this.dedup.set(key, { at: this.now(), refs });
+      // A failed publish must not answer later retries with its error.
+      refs.catch(() => this.dedup.delete(key));
+    }
+    return refs;
+  }
+
+  private expireDedup(): void {
+    const cutoff = this.now() - this.dedupWindowMs;
+    for (const [k, e] of this.dedup) {
+      if (e.at >= cutoff) break; // insertion order is time order
+      this.dedup.delete(k);
+    }
+  }
+
+  /** storage.maxBytes and storage.minFreeBytes: refuse new data, touch nothing stored. */
+  private async guardStorage(stream: string, inputs: readonly PublishInput[]): Promise<void> {
+    const { maxBytes, minFreeBytes } = this.options;
+    if (maxBytes !== undefined) {
+      const used = this.usedBytes();
+      if (used >= maxBytes) {
+        throw new StorageFullError(
+          `Storage holds ${used} bytes, at its storage.maxBytes limit of ${maxBytes}; the message for stream "${stream}" was not stored. Routes draining or retention will free space; acceptance resumes by itself.`,
+          inputs,
+        );
+      }
+    }
+    if (minFreeBytes !== undefined) {
+      const now = this.now();
+      if (!this.freeSpace || now - this.freeSpace.at > FREE_SPACE_CACHE_MS) {
+        const measure = this.options.freeBytes ?? freeBytesOf;
+        this.freeSpace = { at: now, bytes: await measure(this.options.dataDir) };
+      }
+      if (this.freeSpace.bytes < minFreeBytes) {
+        throw new StorageFullError(
+          `The filesystem of ${this.options.dataDir} has ${this.freeSpace.bytes} bytes free, below storage.minFreeBytes (${minFreeBytes}); the message for stream "${stream}" was not stored. Free disk space; acceptance resumes by itself.`,
+          inputs,
+        );
+      }
+    }
+  }
+
+  usedBytes(): number {
+    let used = 0;
+    for (const s of this.streamsByName.values()) used += s.log.stats().bytes;
+    return used;
+  }
+
+  /** Stream and seq of a message id issued by this data directory. */
+  locate(id: string): { stream: Stream; seq: number } {
+    const parsed = parseMessageId(id);
+    const stream = parsed && this.streamsByIncarnation.get(parsed.incarnation);
+    if (!parsed || !stream || parsed.seq > stream.log.lastSeq) throw new UnknownMessageError(id);
+    return { stream, seq: parsed.seq };
+  }
+
+  async readMessage(streamName: string, seq: number): Promise<StoredMessage | undefined> {
+    const [m] = await this.stream(streamName).read({ fromSeq: seq, maxMessages: 1, untilSeq: seq });
+    return m?.seq === seq ? m : undefined;
+  }
+
+  /**
+   * Deletes log history that no route needs: below every reading route's lowest non-final
+   * message and its lowest dead letter. Streams no route reads keep their history.
+   */
+  async collectGarbage(): Promise<void> {
+    for (const stream of this.streamsByName.values()) {
+      let keepFrom: number | undefined;
+      for (const [route, progress] of this.progress) {
+        const p = progress.streams.get(stream.name);
+        if (!p) continue;
+        const floor = Math.min(p.floor(), this.deadLetters(route).minSeq(stream.name) ?? Number.POSITIVE_INFINITY);
+        keepFrom = keepFrom === undefined ? floor : Math.min(keepFrom, floor);
+      }
+      if (keepFrom === undefined || keepFrom <= stream.log.firstSeq) continue;
+      await stream.log.deleteBelow(keepFrom);
+      const first = stream.log.firstSeq;
+      for (const progress of this.progress.values()) progress.streams.get(stream.name)?.trimBelow(first);
+    }
+  }
+
+  /** Refuses new publishes from now on (shutdown has begun). */
+  stopIntake(): void {
+    this.closing = true;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const d of this.dead.values()) await d.close().catch(() => {});
+    for (const s of this.streamsByName.values()) await s.close();
+    if (this.fs === nodeFileSystem) {
+      await rm(join(this.options.dataDir, 'LOCK'), { force: true });
+    }
+  }
+}
+
+function dedupKey(stream: string, key: string): string {
+  return `${stream}\u0000${key}`;
+}
+
+async function freeBytesOf(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

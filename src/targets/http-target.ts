@@ -1,0 +1,148 @@
+/**
+ * Delivers to an HTTP endpoint through an undici pool with keep-alive.
+ *
+ * - `single` mode: one POST per message, payload as the body (streamed from its side file when
+ *   large), with the message's headers, `content-type`, `Waystation-Id`, `Waystation-Stream`,
+ *   `Waystation-Seq`, `Waystation-Key` and `Idempotency-Key: <message id>` so receivers can
+ *   de-duplicate redeliveries. Messages of one batch go one after another, in order.
+ * - `batch` mode: one POST of NDJSON (ndjson.ts) per batch; the status applies to all of it.
+ *
+ * Status classification (IBM's "which exceptions trigger store"), overridable per target:
+ * 2xx ack; 408, 425, 429, 5xx, connection errors and timeouts nack (Retry-After honoured);
+ * any other status error (dead letter).
+ */
+import type { Delivery, Outcome, Target } from '../delivery/target.js';
+import { ack, nack, permanentError } from '../delivery/target.js';
+import { Pool } from 'undici';
+import { ndjsonLine } from './ndjson.js';
+
+export interface HttpTargetOptions {
+  url: string;
+  method?: 'POST' | 'PUT';
+  mode?: 'single' | 'batch';
+  /** Extra request headers. */
+  headers?: Readonly<Record<string, string>>;
+  /** Per-request timeout, ms. Default 10 000. */
+  timeoutMs?: number;
+  auth?: { type: 'basic'; username: string; password: string } | { type: 'bearer'; token: string };
+  tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean };
+  /** Status codes or ranges ("404", "400-499", "4xx") forced to an outcome. */
+  classify?: { ack?: readonly string[]; nack?: readonly string[]; error?: readonly string[] };
+  /** Keep-alive connections in the pool. Default 8. */
+  connections?: number;
+}
+
+type Classification = 'ack' | 'nack' | 'error';
+
+export class HttpTarget implements Target {
+  readonly type = 'http';
+  private readonly pool: Pool;
+  private readonly url: URL;
+  private readonly rules: { kind: Classification; test: (status: number) => boolean }[];
+
+  constructor(private readonly options: HttpTargetOptions) {
+    this.url = new URL(options.url);
+    const tls = options.tls;
+    this.pool = new Pool(this.url.origin, {
+      connections: options.connections ?? 8,
+      connect: tls
+        ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.rejectUnauthorized ?? true }
+        : undefined,
+      headersTimeout: options.timeoutMs ?? 10_000,
+      bodyTimeout: options.timeoutMs ?? 10_000,
+    });
+    this.rules = (['error', 'nack', 'ack'] as const).flatMap((kind) =>
+      (options.classify?.[kind] ?? []).map((spec) => ({ kind, test: statusMatcher(spec) })),
+    );
+  }
+
+  classify(status: number): Classification {
+    for (const rule of this.rules) if (rule.test(status)) return rule.kind;
+    if (status >= 200 && status < 300) return 'ack';
+    if (status === 408 || status === 425 || status === 429 || status >= 500) return 'nack';
+    return 'error';
+  }
+
+  async deliver(batch: readonly Delivery[], signal: AbortSignal): Promise<readonly Outcome[]> {
+    if (this.options.mode === 'batch') {
+      const body = (await Promise.all(batch.map(ndjsonLine))).join('');
+      const outcome = await this.post(body, { 'content-type': 'application/x-ndjson' }, signal);
+      return batch.map(() => outcome);
+    }
+    const outcomes: Outcome[] = [];
+    for (const [i, d] of batch.entries()) {
+      const outcome = await this.post(d.payload ?? d.openPayload(), this.messageHeaders(d), signal);
+      outcomes.push(outcome);
+      if (outcome.kind === 'nack') {
+        // Keep order: what follows a failed message is not sent in this attempt.
+        for (let j = i + 1; j < batch.length; j++) outcomes.push(outcome);
+        break;
+      }
+    }
+    return outcomes;
+  }
+
+  private messageHeaders(d: Delivery): Record<string, string> {
+    const headers: Record<string, string> = { ...d.headers };
+    headers['content-type'] ??= 'application/octet-stream';
+    headers['waystation-id'] = d.id;
+    headers['waystation-stream'] = d.stream;
+    headers['waystation-seq'] = String(d.seq);
+    if (d.key !== undefined) headers['waystation-key'] = d.key;
+    headers['idempotency-key'] = d.id;
+    headers['content-length'] = String(d.payloadBytes);
+    return headers;
+  }
+
+  private async post(
+    body: string | Buffer | NodeJS.ReadableStream,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Outcome> {
+    const all: Record<string, string> = { ...headers, ...this.options.headers };
+    const auth = this.options.auth;
+    if (auth?.type === 'basic') {
+      all.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+    } else if (auth?.type === 'bearer') all.authorization = `Bearer ${auth.token}`;
+    try {
+      const res = await this.pool.request({
+        path: `${this.url.pathname}${this.url.search}`,
+        method: this.options.method ?? 'POST',
+        headers: all,
+        body: body as string | Buffer,
+        signal,
+      });
+      const text = await res.body.text().catch(() => '');
+      const kind = this.classify(res.statusCode);
+      if (kind === 'ack') return ack;
+      const reason = `HTTP ${res.statusCode} from ${this.url.href}${text ? `: ${text.slice(0, 200)}` : ''}`;
+      if (kind === 'error') return permanentError(reason);
+      return nack(reason, retryAfterMs(res.headers['retry-after']));
+    } catch (err) {
+      return nack(`POST ${this.url.href} failed: ${(err as Error).message}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.pool.close();
+  }
+}
+
+function statusMatcher(spec: string): (status: number) => boolean {
+  const s = spec.trim().toLowerCase();
+  const xx = /^([1-5])xx$/.exec(s);
+  if (xx) return (status) => Math.floor(status / 100) === Number(xx[1]);
+  const range = /^(\d{3})-(\d{3})$/.exec(s);
+  if (range) return (status) => status >= Number(range[1]) && status <= Number(range[2]);
+  const exact = Number(s);
+  return (status) => status === exact;
+}
+
+function retryAfterMs(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  const seconds = Number(v);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(v);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}

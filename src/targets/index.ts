@@ -1,0 +1,52 @@
+/**
+ * Builds target instances from configuration. Each type lives in its own module.
+ */
+import type { Logger } from 'pino';
+import type { TargetConfig } from '../config/schema.js';
+import type { Target } from '../delivery/target.js';
+import { FileTarget } from './file-target.js';
+import { HttpTarget } from './http-target.js';
+import { LogTarget } from './log-target.js';
+import { loadModuleTarget } from './module-target.js';
+import { NullTarget } from './null-target.js';
+
+export interface TargetContext {
+  logger: Logger;
+  /** Relative paths (module, file) resolve against this directory. */
+  baseDir: string;
+}
+
+export async function createTarget(name: string, config: TargetConfig, ctx: TargetContext): Promise<Target> {
+  switch (config.type) {
+    case 'http':
+      return new HttpTarget({
+        url: config.url,
+        method: config.method,
+        mode: config.mode,
+        headers: config.headers,
+        timeoutMs: config.timeout,
+        auth: config.auth,
+        tls: config.tls,
+        classify: config.classify,
+        connections: config.connections,
+      });
+    case 'file':
+      return new FileTarget({ path: resolvePath(ctx.baseDir, config.path), maxBytes: config.maxBytes });
+    case 'log':
+      return new LogTarget(name, ctx.logger);
+    case 'null':
+      return new NullTarget();
+    case 'module':
+      return loadModuleTarget(name, config.path, config.options, { name, logger: ctx.logger }, ctx.baseDir);
+  }
+}
+
+function resolvePath(baseDir: string, path: string): string {
+  return path.startsWith('/') ? path : `${baseDir}/${path}`;
+}
+
+export { FileTarget } from './file-target.js';
+export { HttpTarget, type HttpTargetOptions } from './http-target.js';
+export { LogTarget } from './log-target.js';
+export type { ModuleTargetContext, TargetFactory } from './module-target.js';
+export { NullTarget } from './null-target.js';

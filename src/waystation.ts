@@ -1,0 +1,262 @@
+/**
+ * The composition root of the library: `Waystation.open(config)` parses the configuration,
+ * opens the store, builds targets and the delivery engine, and exposes the library API
+ * (docs/library.md). The gateway program wraps this object with the HTTP API and the CLI.
+ */
+import { resolve } from 'node:path';
+import { type Logger, pino } from 'pino';
+import { parseConfig } from './config/resolve.js';
+import type { WaystationConfigInput } from './config/schema.js';
+import { parseDuration } from './config/units.js';
+import type { Clock } from './delivery/clock.js';
+import { DeliveryEngine, type Receipt } from './delivery/engine.js';
+import type { RouteRunner, RouteSnapshot } from './delivery/route-runner.js';
+import type { Target } from './delivery/target.js';
+import { InvalidArgumentError, ShuttingDownError } from './errors.js';
+import type { StorageFileSystem } from './log/index.js';
+import type { DeadLetter } from './store/dead-letters.js';
+import { Store } from './store/store.js';
+import type { PublishedRef, PublishInput } from './store/stream.js';
+import { createTarget } from './targets/index.js';
+
+export interface WaystationOptions {
+  /** pino logger; default: JSON to stdout at WAYSTATION_LOG_LEVEL (default info). */
+  logger?: Logger;
+  /** Target instances by name, used instead of building those targets from the configuration. */
+  targets?: Readonly<Record<string, Target>>;
+  /** Relative paths in the configuration (dataDir, file and module targets) resolve here. Default cwd. */
+  baseDir?: string;
+  clock?: Clock;
+  random?: () => number;
+  fileSystem?: StorageFileSystem;
+}
+
+export interface PublishOptions {
+  /** Ordering key (FIFO per key with `ordering: key`). */
+  key?: string;
+  /** Message headers; names are stored lower-case. */
+  headers?: Readonly<Record<string, string>>;
+  /** Time to live: ms or a duration string ("30s"); the message expires after it. */
+  ttl?: number | string;
+  /** A repeated key within storage.dedupWindow returns the first publish's result. */
+  idempotencyKey?: string;
+}
+
+export interface BatchMessage {
+  payload: Uint8Array | AsyncIterable<Uint8Array>;
+  key?: string;
+  headers?: Readonly<Record<string, string>>;
+  ttl?: number | string;
+}
+
+export interface MessageStatus {
+  id: string;
+  stream: string;
+  seq: number;
+  /** Per route reading the stream: pending, delivered, dead, expired, pruned or purged. */
+  routes: Receipt;
+}
+
+export interface StreamInfo {
+  name: string;
+  firstSeq: number;
+  lastSeq: number;
+  messages: number;
+  bytes: number;
+  routes: string[];
+}
+
+/** Operator handle for one route (deviceWISE's queue tab, IBM's Store/Forward widget). */
+export class RouteHandle {
+  constructor(private readonly runner: RouteRunner) {}
+
+  get name(): string {
+    return this.runner.name;
+  }
+
+  snapshot(): Promise<RouteSnapshot> {
+    return this.runner.snapshot();
+  }
+
+  /** Forces storing (`held`): nothing is sent until forward(). */
+  store(): void {
+    this.runner.handle({ type: 'store' });
+  }
+
+  /** Leaves `held` (or `storing`) and drains the backlog. */
+  forward(): void {
+    this.runner.handle({ type: 'forward' });
+  }
+
+  /** Purges all pending messages, or the oldest `top`; returns how many. */
+  purge(options: { top?: number } = {}): number {
+    if (options.top !== undefined && (!Number.isInteger(options.top) || options.top < 1)) {
+      throw new InvalidArgumentError(`purge top must be a positive integer, got ${options.top}.`);
+    }
+    return this.runner.purge(options.top);
+  }
+
+  resetCounters(): void {
+    this.runner.resetCounters();
+  }
+
+  get deadLetters(): {
+    list(): DeadLetter[];
+    resubmit(ids?: readonly string[]): Promise<number>;
+    delete(ids?: readonly string[]): Promise<number>;
+  } {
+    const runner = this.runner;
+    return {
+      list: () => runner.deadLetters(),
+      resubmit: (ids) => runner.resubmit(ids),
+      delete: (ids) => runner.deleteDeadLetters(ids),
+    };
+  }
+}
+
+export class Waystation {
+  private closed = false;
+
+  private constructor(
+    private readonly store: Store,
+    private readonly engine: DeliveryEngine,
+    readonly logger: Logger,
+    private readonly shutdownTimeoutMs: number,
+  ) {}
+
+  static async open(config: WaystationConfigInput, options: WaystationOptions = {}): Promise<Waystation> {
+    const resolved = parseConfig(config);
+    const c = resolved.config;
+    const baseDir = options.baseDir ?? process.cwd();
+    const logger = options.logger ?? pino({ level: process.env.WAYSTATION_LOG_LEVEL ?? 'info' });
+    const store = await Store.open({
+      dataDir: resolve(baseDir, c.dataDir),
+      streams: resolved.streams,
+      routes: resolved.routes,
+      log: {
+        fsync: c.storage.fsync,
+        fsyncIntervalMs: c.storage.fsyncInterval,
+        segmentBytes: c.storage.segmentBytes,
+        blobThreshold: c.storage.blobThreshold,
+        writeTimeoutMs: c.storage.writeTimeout,
+        onCorruption: (r) => logger.error({ ...r }, 'damaged record found in the log; it was skipped'),
+      },
+      dedupWindowMs: c.storage.dedupWindow,
+      maxBytes: c.storage.maxBytes,
+      minFreeBytes: c.storage.minFreeBytes,
+      fileSystem: options.fileSystem,
+      now: options.clock ? () => options.clock!.now() : undefined,
+    });
+    try {
+      const targets = new Map<string, Target>();
+      for (const [name, t] of Object.entries(c.targets)) {
+        targets.set(name, options.targets?.[name] ?? (await createTarget(name, t, { logger, baseDir })));
+      }
+      const engine = new DeliveryEngine({
+        store,
+        routes: resolved.routes,
+        targets,
+        clock: options.clock,
+        random: options.random,
+        events: {
+          stateChange: (route, from, to) =>
+            logger.info(
+              { route, from: from.name, to: to.name, cause: to.cause, lastError: to.lastError },
+              `route ${route}: ${from.name} -> ${to.name}`,
+            ),
+          error: (err, context) => logger.error({ err, context }, `internal error in ${context}`),
+        },
+      });
+      await engine.start();
+      return new Waystation(store, engine, logger, c.shutdownTimeout);
+    } catch (err) {
+      await store.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Stores one message; resolves with its id once durable. */
+  async publish(stream: string, payload: Uint8Array | AsyncIterable<Uint8Array>, options: PublishOptions = {}): Promise<PublishedRef> {
+    const [ref] = await this.publishBatch(stream, [{ payload, ...options }], { idempotencyKey: options.idempotencyKey });
+    return ref!;
+  }
+
+  /** Stores messages all-or-nothing; resolves with their ids once durable. */
+  async publishBatch(
+    stream: string,
+    messages: readonly BatchMessage[],
+    options: { idempotencyKey?: string } = {},
+  ): Promise<PublishedRef[]> {
+    if (this.closed) throw new ShuttingDownError();
+    if (messages.length === 0) throw new InvalidArgumentError('publishBatch needs at least one message.');
+    const now = Date.now();
+    const inputs: PublishInput[] = messages.map((m) => ({
+      payload: m.payload,
+      key: m.key,
+      headers: lowerCaseKeys(m.headers ?? {}),
+      expiresAt: m.ttl === undefined ? undefined : now + ttlMs(m.ttl),
+    }));
+    const refs = await this.store.publish(stream, inputs, {
+      idempotencyKey: options.idempotencyKey,
+      admit: (s, count, bytes) => this.engine.admit(s, count, bytes),
+    });
+    this.engine.published(stream);
+    return refs;
+  }
+
+  async routes(): Promise<RouteSnapshot[]> {
+    return Promise.all(this.engine.routes().map((r) => r.snapshot()));
+  }
+
+  route(name: string): RouteHandle {
+    return new RouteHandle(this.engine.route(name));
+  }
+
+  streams(): StreamInfo[] {
+    return this.store.streams().map((s) => {
+      const stats = s.log.stats();
+      return {
+        name: s.name,
+        firstSeq: stats.firstSeq,
+        lastSeq: stats.lastSeq,
+        messages: stats.records,
+        bytes: stats.bytes,
+        routes: this.engine.routesOf(s.name).map((r) => r.name),
+      };
+    });
+  }
+
+  /**
+   * Per-route status of a message. With `waitFor: 'delivered'`, waits until every route reached
+   * a final state (or `timeout`, default 30 s, passes: WaitTimeoutError).
+   */
+  async messageStatus(id: string, options: { waitFor?: 'delivered'; timeout?: number | string } = {}): Promise<MessageStatus> {
+    const { stream, seq } = this.store.locate(id);
+    const routes =
+      options.waitFor === 'delivered'
+        ? await this.engine.waitUntilSettled(stream.name, seq, id, ttlMs(options.timeout ?? 30_000))
+        : this.engine.receipt(stream.name, seq);
+    return { id, stream: stream.name, seq, routes };
+  }
+
+  /** Stops intake, lets in-flight deliveries finish (up to shutdownTimeout), saves, fsyncs, closes. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.store.stopIntake();
+    await this.engine.stop(this.shutdownTimeoutMs);
+    await this.store.close();
+  }
+}
+
+function ttlMs(value: number | string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new InvalidArgumentError(`"${value}" is not a duration; write e.g. 30000, "30s" or "5m".`);
+  return ms;
+}
+
+function lowerCaseKeys(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) out[k.toLowerCase()] = v;
+  return out;
+}
