@@ -197,6 +197,22 @@ function dropCache(dir: string, names: readonly string[]): boolean {
   }
 }
 
+/** The commit measured, with a mark when src/log differs from it; null outside a git checkout. */
+function measuredCommit(): string | null {
+  try {
+    const git = (...gitArgs: string[]): string =>
+      execFileSync('git', gitArgs, {
+        cwd: repo,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
+    const commit = git('rev-parse', '--short', 'HEAD');
+    return git('status', '--porcelain', '--', 'src/log') === '' ? commit : `${commit}+modified-src/log`;
+  } catch {
+    return null;
+  }
+}
+
 // ------------------------------------------------------------------------------------------ cases
 
 interface Row {
@@ -520,7 +536,7 @@ async function runOpenCase(): Promise<OpenResult> {
     crashColdMs: [],
     noIndexMs: [],
   };
-  const all = async (): Promise<string[]> => readdir(dir);
+  const all = async (): Promise<string[]> => (await readdir(dir)).filter((n) => n !== 'blobs');
   const activeIdx = join(dir, activeSeg.replace(/\.seg$/, '.idx'));
   const reps = 3;
   for (let i = 0; i < reps; i++) {
@@ -605,12 +621,13 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-const result: Record<string, number | string | null> = {};
+const result: Record<string, number | string | null> = { commit: measuredCommit() };
 let exitCode = 0;
 console.log(
   `waystation log benchmark: node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ` +
     `${fmt(totalmem() / 2 ** 30, 1)} GiB RAM`,
 );
+console.log(`commit: ${result.commit ?? 'unknown'}`);
 console.log(`data: ${root}; ${seconds} s per case after ${warmupMs} ms warm-up; MB = 10^6 bytes`);
 try {
   await mkdir(root, { recursive: true });

@@ -140,11 +140,13 @@ export class RouteRunner {
     for (const t of [this.probeTimer, this.wakeTimer, this.flushTimer, this.saveTimer]) t?.cancel();
     if (this.batchesInFlight > 0) {
       const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-      const timer = this.deps.clock.setTimeout(() => {
+      const abortAll = () => {
         for (const c of this.controllers) c.abort(new Error('shutting down'));
-      }, graceMs);
+      };
+      const timer = graceMs > 0 ? this.deps.clock.setTimeout(abortAll, graceMs) : undefined;
+      if (graceMs <= 0) abortAll();
       await idle;
-      timer.cancel();
+      timer?.cancel();
     }
     await this.saveNow();
   }
@@ -453,7 +455,10 @@ export class RouteRunner {
     const flying = this.flying.get(stream.name)!;
     for (const m of messages) flying.delete(m.seq);
     try {
-      await this.process(stream.name, p, messages, outcomes, probe);
+      // Answers cut short by shutdown are not failures: those messages just stay pending.
+      const answered = this.running ? outcomes : outcomes.map((o) => (o.kind === 'nack' ? undefined : o));
+      answered.forEach((o, i) => o === undefined && p.wasInFlight.add(messages[i]!.seq));
+      await this.process(stream.name, p, messages, answered, probe);
     } catch (err) {
       this.deps.onError(err, `route ${this.name}: recording outcomes`);
     }
@@ -470,8 +475,8 @@ export class RouteRunner {
     const timedOut = new Promise<readonly Outcome[]>((resolve) => {
       const fail = (reason: string) => resolve(deliveries.map(() => ({ kind: 'nack', reason }) as const));
       timer = this.deps.clock.setTimeout(() => {
-        controller.abort(new Error('attempt timed out'));
         fail(`no answer within ${timeoutMs} ms`);
+        controller.abort(new Error('attempt timed out'));
       }, timeoutMs);
       controller.signal.addEventListener('abort', () => fail(`aborted: ${String(controller.signal.reason)}`));
     });
@@ -498,7 +503,7 @@ export class RouteRunner {
     streamName: string,
     p: StreamProgress,
     messages: readonly StoredMessage[],
-    outcomes: readonly Outcome[],
+    outcomes: readonly (Outcome | undefined)[],
     probe: boolean,
   ): Promise<void> {
     const opts = this.deps.options;
@@ -507,7 +512,8 @@ export class RouteRunner {
     const dead: DeadLetter[] = [];
     let nackReason: string | undefined;
     for (const [i, m] of messages.entries()) {
-      const outcome = outcomes[i]!;
+      const outcome = outcomes[i];
+      if (outcome === undefined) continue;
       const key = attemptKey(streamName, m.seq);
       const attempts = (this.attempts.get(key) ?? 0) + 1;
       if (outcome.kind === 'ack') {
@@ -548,6 +554,7 @@ export class RouteRunner {
       );
     }
     if (delivered.length > 0) this.settle(streamName, p, delivered, 'delivered');
+    if (!this.running) return;
     if (probe) {
       this.apply(nackReason === undefined ? { type: 'probeAck' } : { type: 'probeNack', reason: nackReason });
       if (this.state.name === 'storing' && nackReason !== undefined && this.probeTimer === undefined) this.scheduleProbe();

@@ -155,11 +155,14 @@ export class RouteProgress {
     return p;
   }
 
-  /** Writes everything atomically. `inFlight` is what is out at the target right now. */
+  /**
+   * Writes everything atomically. `inFlight` is what is out at the target right now; it is
+   * saved (with what was in flight before and not yet redelivered) to count redeliveries.
+   */
   async save(inFlight: ReadonlyMap<string, Iterable<number>>): Promise<void> {
     const streams: ProgressFile['streams'] = {};
     for (const [name, p] of this.streams) {
-      const flying = new SeqSet();
+      const flying = SeqSet.fromRanges(p.wasInFlight.ranges());
       for (const seq of inFlight.get(name) ?? []) flying.add(seq);
       streams[name] = {
         start: p.start,
