@@ -122,6 +122,7 @@ export class Waystation {
     private readonly engine: DeliveryEngine,
     readonly logger: Logger,
     private readonly shutdownTimeoutMs: number,
+    private readonly now: () => number,
   ) {}
 
   static async open(config: WaystationConfigInput, options: WaystationOptions = {}): Promise<Waystation> {
@@ -168,7 +169,8 @@ export class Waystation {
         },
       });
       await engine.start();
-      return new Waystation(store, engine, logger, c.shutdownTimeout);
+      const clock = options.clock;
+      return new Waystation(store, engine, logger, c.shutdownTimeout, clock ? () => clock.now() : Date.now);
     } catch (err) {
       await store.close().catch(() => {});
       throw err;
@@ -189,7 +191,7 @@ export class Waystation {
   ): Promise<PublishedRef[]> {
     if (this.closed) throw new ShuttingDownError();
     if (messages.length === 0) throw new InvalidArgumentError('publishBatch needs at least one message.');
-    const now = Date.now();
+    const now = this.now();
     const inputs: PublishInput[] = messages.map((m) => ({
       payload: m.payload,
       key: m.key,

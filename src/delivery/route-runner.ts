@@ -287,10 +287,16 @@ export class RouteRunner {
       }
     }
     const lookahead = opts.ordering === 'key' ? Math.max(LOOKAHEAD_MIN, max * 4) : max;
-    const seqs = this.candidates(stream, p, lookahead, now, backward, from);
-    if (seqs.length === 0) return undefined;
-    const messages = await this.readCandidates(stream, seqs, backward);
-    const chosen = this.choose(stream, p, messages, max, now);
+    let chosen: StoredMessage[] = [];
+    // Expired messages found on the way are settled, which moves the candidates on: look again.
+    for (let expiredAny = true; chosen.length === 0 && expiredAny; ) {
+      const seqs = this.candidates(stream, p, lookahead, now, backward, from);
+      if (seqs.length === 0) return undefined;
+      const messages = await this.readCandidates(stream, seqs, backward);
+      const before = this.progress.counters.expired;
+      chosen = this.choose(stream, p, messages, max, now);
+      expiredAny = this.progress.counters.expired > before;
+    }
     if (chosen.length === 0) return undefined;
     const onlyPartial =
       !probe &&

@@ -46,7 +46,7 @@ export interface PublishOptions {
    * Called before the append with the stream, message count and payload bytes (streamed
    * payloads count as 0 here); throws to refuse (e.g. a route full with reject-new).
    */
-  admit?: (stream: string, count: number, bytes: number) => void;
+  admit?: (stream: string, count: number, bytes: number) => Promise<void> | void;
 }
 
 interface DedupEntry {
@@ -105,7 +105,7 @@ export class Store {
     const { dataDir } = this.options;
     for (const name of this.options.streams) {
       assertStreamName(name);
-      const stream = await Stream.open(this.fs, join(dataDir, 'streams'), name, this.options.log ?? {});
+      const stream = await Stream.open(this.fs, join(dataDir, 'streams'), name, { ...this.options.log, now: this.now });
       this.streamsByName.set(name, stream);
       this.streamsByIncarnation.set(stream.incarnation, stream);
     }
@@ -194,7 +194,7 @@ export class Store {
     }
     const bytes = inputs.reduce((sum, i) => sum + (i.payload instanceof Uint8Array ? i.payload.byteLength : 0), 0);
     await this.guardStorage(streamName, inputs);
-    options.admit?.(streamName, inputs.length, bytes);
+    await options.admit?.(streamName, inputs.length, bytes);
     const withKey =
       options.idempotencyKey === undefined
         ? inputs
