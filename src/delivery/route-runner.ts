@@ -457,9 +457,6 @@ export class RouteRunner {
       };
     });
     const outcomes = await this.deliver(deliveries);
-    this.batchesInFlight--;
-    const flying = this.flying.get(stream.name)!;
-    for (const m of messages) flying.delete(m.seq);
     try {
       // Answers cut short by shutdown are not failures: those messages just stay pending.
       const answered = this.running ? outcomes : outcomes.map((o) => (o.kind === 'nack' ? undefined : o));
@@ -468,6 +465,11 @@ export class RouteRunner {
     } catch (err) {
       this.deps.onError(err, `route ${this.name}: recording outcomes`);
     }
+    // Only now: until the outcomes are recorded (dead letters are written first), the messages
+    // must not look pending to a concurrent pick.
+    this.batchesInFlight--;
+    const flying = this.flying.get(stream.name)!;
+    for (const m of messages) flying.delete(m.seq);
     if (this.batchesInFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     this.pump();
   }

@@ -42,6 +42,9 @@ export function zeroCounters(): RouteCounters {
   return { forwarded: 0, expired: 0, pruned: 0, purged: 0, deadLettered: 0, redelivered: 0, failures: 0 };
 }
 
+/** Beyond this many ranges, a final-state set forgets what the log no longer holds. */
+const MAX_HISTORY_RANGES = 10_000;
+
 export class StreamProgress {
   /** First seq this route is responsible for in the stream. */
   start: number;
@@ -81,9 +84,8 @@ export class StreamProgress {
   }
 
   stateOf(seq: number): MessageState | undefined {
-    if (seq < this.start) return undefined;
     for (const state of FinalStates) if (this.sets[state].has(seq)) return state;
-    return 'pending';
+    return seq < this.start ? undefined : 'pending';
   }
 
   /** Lowest seq that is not final (the route still needs it in the log). */
@@ -91,11 +93,16 @@ export class StreamProgress {
     return this.done.nextMissing(this.start);
   }
 
-  /** Forgets detail below the log's first seq (those messages are gone). */
+  /**
+   * The log dropped everything below `seq`. The per-state sets are kept so receipts of old
+   * messages stay exact, unless they fragment past MAX_HISTORY_RANGES (memory stays bounded).
+   */
   trimBelow(seq: number): void {
     if (seq <= this.start) return;
     this.start = seq;
-    for (const set of [...Object.values(this.sets), this.done, this.wasInFlight]) set.removeBelow(seq);
+    this.done.removeBelow(seq);
+    this.wasInFlight.removeBelow(seq);
+    for (const set of Object.values(this.sets)) if (set.rangeCount > MAX_HISTORY_RANGES) set.removeBelow(seq);
   }
 }
 
