@@ -1,6 +1,7 @@
 /**
  * Builds target instances from configuration. Each type lives in its own module.
  */
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { TargetConfig } from '../config/schema.js';
 import type { Target } from '../delivery/target.js';
@@ -31,19 +32,16 @@ export async function createTarget(name: string, config: TargetConfig, ctx: Targ
         connections: config.connections,
       });
     case 'file':
-      return new FileTarget({ path: resolvePath(ctx.baseDir, config.path), maxBytes: config.maxBytes });
+      return new FileTarget({ path: resolve(ctx.baseDir, config.path), maxBytes: config.maxBytes });
     case 'log':
       return new LogTarget(name, ctx.logger);
     case 'null':
       return new NullTarget();
     case 'module':
-      return loadModuleTarget(name, config.path, config.options, { name, logger: ctx.logger }, ctx.baseDir);
+      return loadModuleTarget(name, config.path, config.options, { name, logger: ctx.logger, baseDir: ctx.baseDir }, ctx.baseDir);
   }
 }
 
-function resolvePath(baseDir: string, path: string): string {
-  return path.startsWith('/') ? path : `${baseDir}/${path}`;
-}
 
 export { FileTarget } from './file-target.js';
 export { HttpTarget, type HttpTargetOptions } from './http-target.js';

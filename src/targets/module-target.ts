@@ -14,6 +14,8 @@ export interface ModuleTargetContext {
   /** The target's name in the configuration. */
   name: string;
   logger: Logger;
+  /** Directory relative paths in the configuration resolve against (the config file's). */
+  baseDir: string;
 }
 
 export type TargetFactory = (options: Record<string, unknown>, context: ModuleTargetContext) => Target | Promise<Target>;
