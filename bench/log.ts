@@ -197,7 +197,7 @@ function dropCache(dir: string, names: readonly string[]): boolean {
   }
 }
 
-/** The commit measured, with a mark when src/log differs from it; null outside a git checkout. */
+/** The last commit that changed src/log (the code measured), marked when src/log has local changes. */
 function measuredCommit(): string | null {
   try {
     const git = (...gitArgs: string[]): string =>
@@ -206,8 +206,8 @@ function measuredCommit(): string | null {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'ignore'],
       }).trim();
-    const commit = git('rev-parse', '--short', 'HEAD');
-    return git('status', '--porcelain', '--', 'src/log') === '' ? commit : `${commit}+modified-src/log`;
+    const commit = git('log', '-1', '--format=%h', '--', 'src/log');
+    return git('status', '--porcelain', '--', 'src/log') === '' ? commit : `${commit}+local-changes`;
   } catch {
     return null;
   }
@@ -621,13 +621,13 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-const result: Record<string, number | string | null> = { commit: measuredCommit() };
+const result: Record<string, number | string | null> = { src_log_commit: measuredCommit() };
 let exitCode = 0;
 console.log(
   `waystation log benchmark: node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ` +
     `${fmt(totalmem() / 2 ** 30, 1)} GiB RAM`,
 );
-console.log(`commit: ${result.commit ?? 'unknown'}`);
+console.log(`src/log as of commit ${result.src_log_commit ?? 'unknown'}`);
 console.log(`data: ${root}; ${seconds} s per case after ${warmupMs} ms warm-up; MB = 10^6 bytes`);
 try {
   await mkdir(root, { recursive: true });

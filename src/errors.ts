@@ -129,9 +129,13 @@ export class UnknownStreamError extends WaystationError {
 
 export class UnknownRouteError extends WaystationError {
   constructor(route: string) {
-    super(ErrorCodes.RouteUnknown, `Route "${route}" does not exist; list routes with \`waystation routes\`.`, {
-      httpStatus: 404,
-    });
+    super(
+      ErrorCodes.RouteUnknown,
+      `Route "${route}" does not exist; list routes with \`waystation routes\`.`,
+      {
+        httpStatus: 404,
+      },
+    );
   }
 }
 
@@ -200,16 +204,24 @@ export class TargetModuleError extends WaystationError {
 
 export class WaitTimeoutError extends WaystationError {
   constructor(id: string, timeoutMs: number) {
-    super(ErrorCodes.WaitTimeout, `Message ${id} was not delivered within ${timeoutMs} ms; it is still pending.`, {
-      httpStatus: 408,
-    });
+    super(
+      ErrorCodes.WaitTimeout,
+      `Message ${id} was not delivered within ${timeoutMs} ms; it is still pending.`,
+      {
+        httpStatus: 408,
+      },
+    );
   }
 }
 
 export class ShuttingDownError extends WaystationError {
   constructor() {
-    super(ErrorCodes.ShuttingDown, 'Waystation is shutting down and accepts no new messages; retry against the restarted instance.', {
-      httpStatus: 503,
-    });
+    super(
+      ErrorCodes.ShuttingDown,
+      'Waystation is shutting down and accepts no new messages; retry against the restarted instance.',
+      {
+        httpStatus: 503,
+      },
+    );
   }
 }

@@ -178,8 +178,14 @@ export class Waystation {
   }
 
   /** Stores one message; resolves with its id once durable. */
-  async publish(stream: string, payload: Uint8Array | AsyncIterable<Uint8Array>, options: PublishOptions = {}): Promise<PublishedRef> {
-    const [ref] = await this.publishBatch(stream, [{ payload, ...options }], { idempotencyKey: options.idempotencyKey });
+  async publish(
+    stream: string,
+    payload: Uint8Array | AsyncIterable<Uint8Array>,
+    options: PublishOptions = {},
+  ): Promise<PublishedRef> {
+    const [ref] = await this.publishBatch(stream, [{ payload, ...options }], {
+      idempotencyKey: options.idempotencyKey,
+    });
     return ref!;
   }
 
@@ -232,7 +238,10 @@ export class Waystation {
    * Per-route status of a message. With `waitFor: 'delivered'`, waits until every route reached
    * a final state (or `timeout`, default 30 s, passes: WaitTimeoutError).
    */
-  async messageStatus(id: string, options: { waitFor?: 'delivered'; timeout?: number | string } = {}): Promise<MessageStatus> {
+  async messageStatus(
+    id: string,
+    options: { waitFor?: 'delivered'; timeout?: number | string } = {},
+  ): Promise<MessageStatus> {
     const { stream, seq } = this.store.locate(id);
     const routes =
       options.waitFor === 'delivered'
@@ -253,7 +262,8 @@ export class Waystation {
 
 function ttlMs(value: number | string): number {
   const ms = parseDuration(value);
-  if (ms === undefined) throw new InvalidArgumentError(`"${value}" is not a duration; write e.g. 30000, "30s" or "5m".`);
+  if (ms === undefined)
+    throw new InvalidArgumentError(`"${value}" is not a duration; write e.g. 30000, "30s" or "5m".`);
   return ms;
 }
 

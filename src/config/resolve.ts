@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import type { RouteOptions } from '../delivery/route-options.js';
-import { type ConfigIssue, ConfigError } from '../errors.js';
+import { ConfigError, type ConfigIssue } from '../errors.js';
 import { STREAM_NAME } from '../store/message.js';
 import { configSchema, type RouteConfig, type WaystationConfig } from './schema.js';
 
@@ -32,7 +32,8 @@ export function parseConfig(input: unknown): ResolvedConfig {
     }
     route.streams.forEach((s, i) => {
       streams.add(s);
-      if (route.streams.indexOf(s) !== i) issues.push({ path: `routes.${name}.streams[${i}]`, message: `"${s}" is listed twice` });
+      if (route.streams.indexOf(s) !== i)
+        issues.push({ path: `routes.${name}.streams[${i}]`, message: `"${s}" is listed twice` });
     });
     if (route.probeIntervalMax < route.probeInterval) {
       issues.push({
@@ -41,9 +42,16 @@ export function parseConfig(input: unknown): ResolvedConfig {
       });
     }
     if (route.retry.backoffMax < route.retry.backoff) {
-      issues.push({ path: `routes.${name}.retry.backoffMax`, message: `must be at least retry.backoff (${route.retry.backoff} ms)` });
+      issues.push({
+        path: `routes.${name}.retry.backoffMax`,
+        message: `must be at least retry.backoff (${route.retry.backoff} ms)`,
+      });
     }
-    if (route.onFull === 'reject-new' && route.retention.maxMessages === undefined && route.retention.maxBytes === undefined) {
+    if (
+      route.onFull === 'reject-new' &&
+      route.retention.maxMessages === undefined &&
+      route.retention.maxBytes === undefined
+    ) {
       issues.push({
         path: `routes.${name}.onFull`,
         message: 'reject-new needs a limit: set retention.maxMessages or retention.maxBytes',
@@ -94,6 +102,9 @@ function toRouteOptions(name: string, r: RouteConfig): RouteOptions {
 function zodIssues(error: z.ZodError): ConfigIssue[] {
   return error.issues.map((issue) => ({
     path: issue.path.map(String).join('.'),
-    message: issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message,
+    message:
+      issue.code === 'unrecognized_keys'
+        ? `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+        : issue.message,
   }));
 }

@@ -9,27 +9,26 @@ import { OnFullPolicies, Orderings } from '../delivery/route-options.js';
 import { FsyncPolicies } from '../log/options.js';
 import { parseDuration, parseSize } from './units.js';
 
-const duration = z
-  .union([z.string(), z.number()])
-  .transform((v, ctx) => {
-    const ms = parseDuration(v);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration; write e.g. "200ms", "5s", "10m", "7d"` });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${v}" is not a duration; write e.g. "200ms", "5s", "10m", "7d"`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
 
-const size = z
-  .union([z.string(), z.number()])
-  .transform((v, ctx) => {
-    const bytes = parseSize(v);
-    if (bytes === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${v}" is not a size; write e.g. "512KiB", "64MiB", "1GiB"` });
-      return z.NEVER;
-    }
-    return bytes;
-  });
+const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const bytes = parseSize(v);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a size; write e.g. "512KiB", "64MiB", "1GiB"` });
+    return z.NEVER;
+  }
+  return bytes;
+});
 
 const positiveInt = z.number().int().positive();
 
@@ -104,7 +103,13 @@ const moduleTarget = z.strictObject({
   options: z.record(z.string(), z.unknown()).default({}),
 });
 
-export const targetSchema = z.discriminatedUnion('type', [httpTarget, fileTarget, logTarget, nullTarget, moduleTarget]);
+export const targetSchema = z.discriminatedUnion('type', [
+  httpTarget,
+  fileTarget,
+  logTarget,
+  nullTarget,
+  moduleTarget,
+]);
 
 const route = z.strictObject({
   streams: z.array(z.string()).min(1),
@@ -123,7 +128,11 @@ const route = z.strictObject({
     })
     .default({ attempts: 3, backoff: 1_000, backoffMax: 60_000 }),
   retention: z
-    .strictObject({ maxAge: duration.optional(), maxMessages: positiveInt.optional(), maxBytes: size.optional() })
+    .strictObject({
+      maxAge: duration.optional(),
+      maxMessages: positiveInt.optional(),
+      maxBytes: size.optional(),
+    })
     .default({}),
   onFull: z.enum(OnFullPolicies).default('drop-oldest'),
   cleanupInterval: duration.default(60_000),

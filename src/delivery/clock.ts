@@ -11,11 +11,14 @@ export interface Clock {
   setTimeout(fn: () => void, ms: number): TimerHandle;
 }
 
+/**
+ * Real time. Its timers keep the process alive (not unref'd): an open Waystation has deliveries,
+ * probes and sweeps to run, like an open server, until close() is called.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
-    t.unref?.();
     return { cancel: () => clearTimeout(t) };
   },
 };

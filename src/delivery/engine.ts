@@ -134,7 +134,9 @@ export class DeliveryEngine {
     for (const runner of this.routesOf(stream)) {
       const o = runner.options;
       if (o.onFull === 'drop-oldest' && (o.maxMessages !== undefined || o.maxBytes !== undefined)) {
-        void runner.enforceRetention().catch((err: unknown) => this.options.events?.error?.(err, `route ${o.name}: retention`));
+        void runner
+          .enforceRetention()
+          .catch((err: unknown) => this.options.events?.error?.(err, `route ${o.name}: retention`));
       }
       runner.notify();
     }
@@ -153,7 +155,8 @@ export class DeliveryEngine {
     // When no member stores or is held on its own account any more, the whole group drains.
     const members = [runner, ...peers];
     const blocked = members.some(
-      (r) => (r.routeState.name === 'storing' || r.routeState.name === 'held') && r.routeState.cause === 'self',
+      (r) =>
+        (r.routeState.name === 'storing' || r.routeState.name === 'held') && r.routeState.cause === 'self',
     );
     if (!blocked) for (const p of peers) p.handle({ type: 'groupForward' });
   }

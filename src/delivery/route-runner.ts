@@ -7,10 +7,7 @@
  * DeadLetters; what lives here (in-flight sets, attempt counts, timers) is rebuilt by starting
  * again: messages in flight at a crash are simply pending and go out again (at-least-once).
  */
-import type { Clock, TimerHandle } from './clock.js';
-import type { Delivery, Outcome, Target } from './target.js';
-import { type RouteEvent, type RouteState, transition } from './route-state.js';
-import type { RouteOptions } from './route-options.js';
+
 import { RouteFullError } from '../errors.js';
 import type { DeadLetter, DeadLetters } from '../store/dead-letters.js';
 import type { StoredMessage } from '../store/message.js';
@@ -24,6 +21,10 @@ import type {
 import { zeroCounters } from '../store/route-progress.js';
 import type { Store } from '../store/store.js';
 import type { Stream } from '../store/stream.js';
+import type { Clock, TimerHandle } from './clock.js';
+import type { RouteOptions } from './route-options.js';
+import { type RouteEvent, type RouteState, transition } from './route-state.js';
+import type { Delivery, Outcome, Target } from './target.js';
 
 export interface RouteRunnerDeps {
   options: Readonly<RouteOptions>;
@@ -194,7 +195,10 @@ export class RouteRunner {
 
   private scheduleProbe(): void {
     const { probeIntervalMs, probeIntervalMaxMs } = this.deps.options;
-    const backoff = Math.min(probeIntervalMaxMs, probeIntervalMs * 2 ** Math.min(this.state.probeFailures, 30));
+    const backoff = Math.min(
+      probeIntervalMaxMs,
+      probeIntervalMs * 2 ** Math.min(this.state.probeFailures, 30),
+    );
     // Jitter keeps many gateways from probing a recovering target in lockstep.
     const delay = Math.min(probeIntervalMaxMs, backoff * (0.8 + 0.4 * this.deps.random()));
     this.probeTimer = this.deps.clock.setTimeout(() => {
@@ -350,7 +354,11 @@ export class RouteRunner {
     return out;
   }
 
-  private async readCandidates(stream: Stream, seqs: readonly number[], backward: boolean): Promise<StoredMessage[]> {
+  private async readCandidates(
+    stream: Stream,
+    seqs: readonly number[],
+    backward: boolean,
+  ): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
     let i = 0;
     while (i < seqs.length) {
@@ -373,7 +381,13 @@ export class RouteRunner {
   }
 
   /** Drops expired messages (counted) and applies key blocking and the batch byte limit. */
-  private choose(stream: Stream, p: StreamProgress, messages: StoredMessage[], max: number, now: number): StoredMessage[] {
+  private choose(
+    stream: Stream,
+    p: StreamProgress,
+    messages: StoredMessage[],
+    max: number,
+    now: number,
+  ): StoredMessage[] {
     const opts = this.deps.options;
     const chosen: StoredMessage[] = [];
     const expired: number[] = [];
@@ -397,7 +411,8 @@ export class RouteRunner {
   private blockedKeys(stream: string, now: number): Set<string> {
     const keys = new Set<string>();
     for (const key of this.flying.get(stream)!.values()) if (key !== undefined) keys.add(key);
-    for (const [k, wait] of this.retryAt) if (wait.at > now && wait.key !== undefined && k.startsWith(`${stream}:`)) keys.add(wait.key);
+    for (const [k, wait] of this.retryAt)
+      if (wait.at > now && wait.key !== undefined && k.startsWith(`${stream}:`)) keys.add(wait.key);
     // IBM event sequencing: a dead-lettered message blocks its key until resubmitted or deleted.
     for (const l of this.dead.list()) if (l.stream === stream && l.key !== undefined) keys.add(l.key);
     return keys;
@@ -433,7 +448,6 @@ export class RouteRunner {
 
   private async send(batch: Batch): Promise<void> {
     const { stream, messages, probe } = batch;
-    const opts = this.deps.options;
     const p = this.progress.stream(stream.name);
     this.batchesInFlight++;
     const deliveries: Delivery[] = messages.map((m) => {
@@ -460,7 +474,7 @@ export class RouteRunner {
     try {
       // Answers cut short by shutdown are not failures: those messages just stay pending.
       const answered = this.running ? outcomes : outcomes.map((o) => (o.kind === 'nack' ? undefined : o));
-      answered.forEach((o, i) => o === undefined && p.wasInFlight.add(messages[i]!.seq));
+      for (const [i, o] of answered.entries()) if (o === undefined) p.wasInFlight.add(messages[i]!.seq);
       await this.process(stream.name, p, messages, answered, probe);
     } catch (err) {
       this.deps.onError(err, `route ${this.name}: recording outcomes`);
@@ -565,7 +579,8 @@ export class RouteRunner {
     if (!this.running) return;
     if (probe) {
       this.apply(nackReason === undefined ? { type: 'probeAck' } : { type: 'probeNack', reason: nackReason });
-      if (this.state.name === 'storing' && nackReason !== undefined && this.probeTimer === undefined) this.scheduleProbe();
+      if (this.state.name === 'storing' && nackReason !== undefined && this.probeTimer === undefined)
+        this.scheduleProbe();
       return;
     }
     if (nackReason !== undefined) this.apply({ type: 'nack', reason: nackReason });

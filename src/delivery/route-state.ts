@@ -42,14 +42,31 @@ export interface FailurePolicy {
 }
 
 export function initialRouteState(now: number): RouteState {
-  return { name: 'forwarding', since: now, cause: 'self', failures: 0, probeFailures: 0, lastError: undefined };
+  return {
+    name: 'forwarding',
+    since: now,
+    cause: 'self',
+    failures: 0,
+    probeFailures: 0,
+    lastError: undefined,
+  };
 }
 
-function enter(state: RouteState, name: RouteStateName, now: number, cause: 'self' | 'group' = 'self'): RouteState {
+function enter(
+  state: RouteState,
+  name: RouteStateName,
+  now: number,
+  cause: 'self' | 'group' = 'self',
+): RouteState {
   return { ...state, name, since: now, cause, failures: 0, probeFailures: 0 };
 }
 
-export function transition(state: RouteState, event: RouteEvent, policy: FailurePolicy, now: number): RouteState {
+export function transition(
+  state: RouteState,
+  event: RouteEvent,
+  policy: FailurePolicy,
+  now: number,
+): RouteState {
   const { name } = state;
   switch (event.type) {
     case 'ack':
@@ -65,7 +82,9 @@ export function transition(state: RouteState, event: RouteEvent, policy: Failure
     case 'probeAck':
       return name === 'storing' && state.cause === 'self' ? enter(state, 'draining', now) : state;
     case 'probeNack':
-      return name === 'storing' ? { ...state, probeFailures: state.probeFailures + 1, lastError: event.reason } : state;
+      return name === 'storing'
+        ? { ...state, probeFailures: state.probeFailures + 1, lastError: event.reason }
+        : state;
     case 'backlogEmpty':
       return name === 'draining' ? enter(state, 'forwarding', now) : state;
     case 'store':
@@ -77,6 +96,8 @@ export function transition(state: RouteState, event: RouteEvent, policy: Failure
     case 'groupHold':
       return name === 'held' ? state : enter(state, 'held', now, 'group');
     case 'groupForward':
-      return (name === 'storing' || name === 'held') && state.cause === 'group' ? enter(state, 'draining', now) : state;
+      return (name === 'storing' || name === 'held') && state.cause === 'group'
+        ? enter(state, 'draining', now)
+        : state;
   }
 }

@@ -46,5 +46,9 @@ export interface Target {
 }
 
 export const ack: Outcome = Object.freeze({ kind: 'ack' });
-export const nack = (reason: string, retryAfterMs?: number): Outcome => ({ kind: 'nack', reason, retryAfterMs });
+export const nack = (reason: string, retryAfterMs?: number): Outcome => ({
+  kind: 'nack',
+  reason,
+  retryAfterMs,
+});
 export const permanentError = (reason: string): Outcome => ({ kind: 'error', reason });

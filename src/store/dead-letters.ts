@@ -39,7 +39,11 @@ export class DeadLetters {
     routeDir: string,
     onDamage?: (damage: JournalDamage) => void,
   ): Promise<DeadLetters> {
-    const { journal, entries } = await Journal.open<Entry>(fs, join(routeDir, 'dead-letters.journal'), onDamage);
+    const { journal, entries } = await Journal.open<Entry>(
+      fs,
+      join(routeDir, 'dead-letters.journal'),
+      onDamage,
+    );
     const dl = new DeadLetters(journal);
     for (const e of entries) dl.apply(e);
     return dl;
@@ -77,7 +81,8 @@ export class DeadLetters {
   /** Lowest dead-lettered seq of a stream: the log must keep it. */
   minSeq(stream: string): number | undefined {
     let min: number | undefined;
-    for (const l of this.letters.values()) if (l.stream === stream && (min === undefined || l.seq < min)) min = l.seq;
+    for (const l of this.letters.values())
+      if (l.stream === stream && (min === undefined || l.seq < min)) min = l.seq;
     return min;
   }
 

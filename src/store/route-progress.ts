@@ -110,10 +110,7 @@ interface ProgressFile {
   version: 1;
   route: PersistedRouteState;
   counters: RouteCounters;
-  streams: Record<
-    string,
-    { start: number; wasInFlight: SeqRange[] } & Record<FinalState, SeqRange[]>
-  >;
+  streams: Record<string, { start: number; wasInFlight: SeqRange[] } & Record<FinalState, SeqRange[]>>;
 }
 
 export class RouteProgress {
@@ -147,7 +144,10 @@ export class RouteProgress {
         continue;
       }
       const sets = Object.fromEntries(
-        (['delivered', 'expired', 'pruned', 'purged', 'dead'] as const).map((s) => [s, SeqSet.fromRanges(saved[s])]),
+        (['delivered', 'expired', 'pruned', 'purged', 'dead'] as const).map((s) => [
+          s,
+          SeqSet.fromRanges(saved[s]),
+        ]),
       ) as Record<FinalState, SeqSet>;
       progress.set(name, new StreamProgress(saved.start, sets, SeqSet.fromRanges(saved.wasInFlight)));
     }

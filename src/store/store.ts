@@ -105,7 +105,10 @@ export class Store {
     const { dataDir } = this.options;
     for (const name of this.options.streams) {
       assertStreamName(name);
-      const stream = await Stream.open(this.fs, join(dataDir, 'streams'), name, { ...this.options.log, now: this.now });
+      const stream = await Stream.open(this.fs, join(dataDir, 'streams'), name, {
+        ...this.options.log,
+        now: this.now,
+      });
       this.streamsByName.set(name, stream);
       this.streamsByIncarnation.set(stream.incarnation, stream);
     }
@@ -183,16 +186,24 @@ export class Store {
    * Stores messages as one unit and resolves with their ids once durable. With an idempotency
    * key seen within the dedup window, resolves with the first publish's ids and stores nothing.
    */
-  async publish(streamName: string, inputs: readonly PublishInput[], options: PublishOptions = {}): Promise<PublishedRef[]> {
+  async publish(
+    streamName: string,
+    inputs: readonly PublishInput[],
+    options: PublishOptions = {},
+  ): Promise<PublishedRef[]> {
     if (this.closing) throw new ShuttingDownError();
     const stream = this.stream(streamName);
-    const key = options.idempotencyKey === undefined ? undefined : dedupKey(streamName, options.idempotencyKey);
+    const key =
+      options.idempotencyKey === undefined ? undefined : dedupKey(streamName, options.idempotencyKey);
     if (key !== undefined) {
       this.expireDedup();
       const seen = this.dedup.get(key);
       if (seen) return seen.refs;
     }
-    const bytes = inputs.reduce((sum, i) => sum + (i.payload instanceof Uint8Array ? i.payload.byteLength : 0), 0);
+    const bytes = inputs.reduce(
+      (sum, i) => sum + (i.payload instanceof Uint8Array ? i.payload.byteLength : 0),
+      0,
+    );
     await this.guardStorage(streamName, inputs);
     await options.admit?.(streamName, inputs.length, bytes);
     const withKey =
@@ -272,7 +283,10 @@ export class Store {
       for (const [route, progress] of this.progress) {
         const p = progress.streams.get(stream.name);
         if (!p) continue;
-        const floor = Math.min(p.floor(), this.deadLetters(route).minSeq(stream.name) ?? Number.POSITIVE_INFINITY);
+        const floor = Math.min(
+          p.floor(),
+          this.deadLetters(route).minSeq(stream.name) ?? Number.POSITIVE_INFINITY,
+        );
         keepFrom = keepFrom === undefined ? floor : Math.min(keepFrom, floor);
       }
       if (keepFrom === undefined || keepFrom <= stream.log.firstSeq) continue;

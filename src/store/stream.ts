@@ -14,7 +14,14 @@ import {
   type StorageFileSystem,
   writeAtomicJson,
 } from '../log/index.js';
-import { decodeMeta, encodeMeta, type MessageMeta, messageId, newIncarnation, type StoredMessage } from './message.js';
+import {
+  decodeMeta,
+  encodeMeta,
+  type MessageMeta,
+  messageId,
+  newIncarnation,
+  type StoredMessage,
+} from './message.js';
 
 export interface PublishInput extends Partial<MessageMeta> {
   payload: Uint8Array | AsyncIterable<Uint8Array>;

@@ -3,8 +3,9 @@
  * When the file would pass `maxBytes` it is renamed to `<path>.<ms timestamp>` and a new one is
  * started. Write failures (disk full, permissions) are nacks: the messages stay stored.
  */
-import { mkdir, open, rename, stat } from 'node:fs/promises';
+
 import type { FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, nack } from '../delivery/target.js';

@@ -11,9 +11,10 @@
  * 2xx ack; 408, 425, 429, 5xx, connection errors and timeouts nack (Retry-After honoured);
  * any other status error (dead letter).
  */
+
+import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, nack, permanentError } from '../delivery/target.js';
-import { Pool } from 'undici';
 import { ndjsonLine } from './ndjson.js';
 
 export interface HttpTargetOptions {

@@ -38,10 +38,15 @@ export async function createTarget(name: string, config: TargetConfig, ctx: Targ
     case 'null':
       return new NullTarget();
     case 'module':
-      return loadModuleTarget(name, config.path, config.options, { name, logger: ctx.logger, baseDir: ctx.baseDir }, ctx.baseDir);
+      return loadModuleTarget(
+        name,
+        config.path,
+        config.options,
+        { name, logger: ctx.logger, baseDir: ctx.baseDir },
+        ctx.baseDir,
+      );
   }
 }
-
 
 export { FileTarget } from './file-target.js';
 export { HttpTarget, type HttpTargetOptions } from './http-target.js';

@@ -13,7 +13,15 @@ export class LogTarget implements Target {
   async deliver(batch: readonly Delivery[]): Promise<readonly Outcome[]> {
     for (const d of batch) {
       this.logger.info(
-        { target: this.name, id: d.id, stream: d.stream, seq: d.seq, key: d.key, bytes: d.payloadBytes, attempt: d.attempt },
+        {
+          target: this.name,
+          id: d.id,
+          stream: d.stream,
+          seq: d.seq,
+          key: d.key,
+          bytes: d.payloadBytes,
+          attempt: d.attempt,
+        },
         'message delivered to log target',
       );
     }

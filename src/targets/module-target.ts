@@ -18,7 +18,10 @@ export interface ModuleTargetContext {
   baseDir: string;
 }
 
-export type TargetFactory = (options: Record<string, unknown>, context: ModuleTargetContext) => Target | Promise<Target>;
+export type TargetFactory = (
+  options: Record<string, unknown>,
+  context: ModuleTargetContext,
+) => Target | Promise<Target>;
 
 export async function loadModuleTarget(
   name: string,
@@ -36,11 +39,17 @@ export async function loadModuleTarget(
   }
   const factory = (mod.createTarget ?? mod.default) as TargetFactory | undefined;
   if (typeof factory !== 'function') {
-    throw new TargetModuleError(name, `module ${file} exports no createTarget(options, context) function (named or default).`);
+    throw new TargetModuleError(
+      name,
+      `module ${file} exports no createTarget(options, context) function (named or default).`,
+    );
   }
   const target = await factory(options, context);
   if (!target || typeof target.deliver !== 'function') {
-    throw new TargetModuleError(name, `createTarget() of ${file} returned no object with a deliver(batch, signal) method.`);
+    throw new TargetModuleError(
+      name,
+      `createTarget() of ${file} returned no object with a deliver(batch, signal) method.`,
+    );
   }
   return target;
 }

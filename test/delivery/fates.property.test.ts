@@ -20,11 +20,32 @@ type Command =
 
 const route = fc.constantFrom(0 as const, 1 as const);
 const commandArb: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('publish' as const), count: fc.integer({ min: 1, max: 5 }), ttl: fc.boolean(), key: fc.integer({ min: 0, max: 2 }) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('behave' as const), route, behaviour: fc.constantFrom<Behaviour>('up', 'down', 'errors', 'flaky') }) },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 1, max: 20_000 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('publish' as const),
+      count: fc.integer({ min: 1, max: 5 }),
+      ttl: fc.boolean(),
+      key: fc.integer({ min: 0, max: 2 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('behave' as const),
+      route,
+      behaviour: fc.constantFrom<Behaviour>('up', 'down', 'errors', 'flaky'),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 1, max: 20_000 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('store' as const, 'forward' as const), route }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('purge' as const), route, top: fc.integer({ min: 1, max: 3 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('purge' as const), route, top: fc.integer({ min: 1, max: 3 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('resubmit' as const), route }) },
 );
@@ -50,97 +71,106 @@ function behaviourOf(b: Behaviour, counter: { n: number }): (d: { seq: number })
 describe('message fates (property)', () => {
   it('every message ends in exactly one final state per route and the counters add up', async () => {
     await fc.assert(
-      fc.asyncProperty(configArb, fc.array(commandArb, { minLength: 1, maxLength: 30 }), async (cfg, commands) => {
-        const names = ['r0', 'r1'] as const;
-        const sim: Sim = await openSim({
-          targets: { t0: { type: 'null' }, t1: { type: 'null' } },
-          routes: {
-            r0: {
-              streams: ['s'],
-              target: 't0',
-              ordering: cfg.ordering,
-              storeAndForward: cfg.storeAndForward,
-              probeInterval: '1s',
-              probeIntervalMax: '4s',
-              retry: { attempts: 2, backoff: '1s' },
-              retention: { maxMessages: cfg.maxMessages },
-              batch: { maxMessages: cfg.batch },
-              replay: { ratePerSecond: cfg.rate },
+      fc.asyncProperty(
+        configArb,
+        fc.array(commandArb, { minLength: 1, maxLength: 30 }),
+        async (cfg, commands) => {
+          const names = ['r0', 'r1'] as const;
+          const sim: Sim = await openSim({
+            targets: { t0: { type: 'null' }, t1: { type: 'null' } },
+            routes: {
+              r0: {
+                streams: ['s'],
+                target: 't0',
+                ordering: cfg.ordering,
+                storeAndForward: cfg.storeAndForward,
+                probeInterval: '1s',
+                probeIntervalMax: '4s',
+                retry: { attempts: 2, backoff: '1s' },
+                retention: { maxMessages: cfg.maxMessages },
+                batch: { maxMessages: cfg.batch },
+                replay: { ratePerSecond: cfg.rate },
+              },
+              // A second route on the same stream with defaults: fan-out, strict fifo.
+              r1: { streams: ['s'], target: 't1', probeInterval: '1s', probeIntervalMax: '4s' },
             },
-            // A second route on the same stream with defaults: fan-out, strict fifo.
-            r1: { streams: ['s'], target: 't1', probeInterval: '1s', probeIntervalMax: '4s' },
-          },
-        });
-        const counter = { n: 0 };
-        const ids: string[] = [];
-        const resubmitted = [0, 0];
-        for (const cmd of commands) {
-          switch (cmd.kind) {
-            case 'publish':
-              for (let i = 0; i < cmd.count; i++) {
-                const { id } = await sim.ws.publish('s', Buffer.from(`m${ids.length}`), {
-                  key: `k${cmd.key}`,
-                  ttl: cmd.ttl ? '10s' : undefined,
-                });
-                ids.push(id);
-              }
-              await sim.clock.advance(0);
-              break;
-            case 'behave':
-              sim.targets[`t${cmd.route}`]!.behaviour = behaviourOf(cmd.behaviour, counter);
-              break;
-            case 'advance':
-              await sim.clock.advance(cmd.ms);
-              break;
-            case 'store':
-              sim.ws.route(names[cmd.route]).store();
-              break;
-            case 'forward':
-              sim.ws.route(names[cmd.route]).forward();
-              break;
-            case 'purge':
-              sim.ws.route(names[cmd.route]).purge({ top: cmd.top });
-              break;
-            case 'restart':
-              await sim.restart();
-              break;
-            case 'resubmit':
-              resubmitted[cmd.route]! += await sim.ws.route(names[cmd.route]).deadLetters.resubmit();
-              break;
+          });
+          const counter = { n: 0 };
+          const ids: string[] = [];
+          const resubmitted = [0, 0];
+          for (const cmd of commands) {
+            switch (cmd.kind) {
+              case 'publish':
+                for (let i = 0; i < cmd.count; i++) {
+                  const { id } = await sim.ws.publish('s', Buffer.from(`m${ids.length}`), {
+                    key: `k${cmd.key}`,
+                    ttl: cmd.ttl ? '10s' : undefined,
+                  });
+                  ids.push(id);
+                }
+                await sim.clock.advance(0);
+                break;
+              case 'behave':
+                sim.targets[`t${cmd.route}`]!.behaviour = behaviourOf(cmd.behaviour, counter);
+                break;
+              case 'advance':
+                await sim.clock.advance(cmd.ms);
+                break;
+              case 'store':
+                sim.ws.route(names[cmd.route]).store();
+                break;
+              case 'forward':
+                sim.ws.route(names[cmd.route]).forward();
+                break;
+              case 'purge':
+                sim.ws.route(names[cmd.route]).purge({ top: cmd.top });
+                break;
+              case 'restart':
+                await sim.restart();
+                break;
+              case 'resubmit':
+                resubmitted[cmd.route]! += await sim.ws.route(names[cmd.route]).deadLetters.resubmit();
+                break;
+            }
           }
-        }
-        // Let everything settle: targets up, routes released, dead letters (which block their key
-        // in key ordering until an operator acts) deleted, time passes.
-        const deletedDead = [0, 0];
-        for (const [i, name] of names.entries()) {
-          sim.targets[`t${i}`]!.behaviour = 'up';
-          sim.ws.route(name).forward();
-          deletedDead[i] = await sim.ws.route(name).deadLetters.delete();
-        }
-        for (let i = 0; i < 30; i++) await sim.clock.advance(5_000);
-        for (const [i, name] of names.entries()) {
-          const snap = await sim.ws.route(name).snapshot();
-          const states = await Promise.all(ids.map(async (id) => (await sim.ws.messageStatus(id)).routes[name]));
-          expect(states.filter((s) => s === 'pending')).toEqual([]);
-          expect(snap.inQueue + snap.inFlight).toBe(0);
-          const count = (s: string) => states.filter((x) => x === s).length;
-          expect(count('delivered')).toBeLessThanOrEqual(snap.forwarded);
-          expect(snap.forwarded + snap.expired + snap.pruned + snap.purged + snap.deadLettered - resubmitted[i]!).toBe(ids.length);
-          expect(sim.ws.route(name).deadLetters.list()).toEqual([]);
-          expect(count('dead')).toBe(deletedDead[i]);
-          // Every message the target acked is recorded as delivered.
-          const acked = new Set(sim.targets[`t${i}`]!.delivered.map((d) => d.id));
-          for (const [j, id] of ids.entries()) if (acked.has(id)) expect(states[j]).toBe('delivered');
-          if (name === 'r1' || cfg.ordering === 'fifo') {
-            // fifo: first deliveries come in sequence order (resubmitted dead letters excepted).
-            const seen = new Set<number>();
-            const firsts: number[] = [];
-            for (const d of sim.targets[`t${i}`]!.delivered) if (!seen.has(d.seq)) seen.add(d.seq) && firsts.push(d.seq);
-            if (resubmitted[i] === 0) expect(firsts).toEqual([...firsts].sort((a, b) => a - b));
+          // Let everything settle: targets up, routes released, dead letters (which block their key
+          // in key ordering until an operator acts) deleted, time passes.
+          const deletedDead = [0, 0];
+          for (const [i, name] of names.entries()) {
+            sim.targets[`t${i}`]!.behaviour = 'up';
+            sim.ws.route(name).forward();
+            deletedDead[i] = await sim.ws.route(name).deadLetters.delete();
           }
-        }
-        await sim.ws.close();
-      }),
+          for (let i = 0; i < 30; i++) await sim.clock.advance(5_000);
+          for (const [i, name] of names.entries()) {
+            const snap = await sim.ws.route(name).snapshot();
+            const states = await Promise.all(
+              ids.map(async (id) => (await sim.ws.messageStatus(id)).routes[name]),
+            );
+            expect(states.filter((s) => s === 'pending')).toEqual([]);
+            expect(snap.inQueue + snap.inFlight).toBe(0);
+            const count = (s: string) => states.filter((x) => x === s).length;
+            expect(count('delivered')).toBeLessThanOrEqual(snap.forwarded);
+            expect(
+              snap.forwarded + snap.expired + snap.pruned + snap.purged + snap.deadLettered - resubmitted[i]!,
+            ).toBe(ids.length);
+            expect(sim.ws.route(name).deadLetters.list()).toEqual([]);
+            expect(count('dead')).toBe(deletedDead[i]);
+            // Every message the target acked is recorded as delivered.
+            const acked = new Set(sim.targets[`t${i}`]!.delivered.map((d) => d.id));
+            for (const [j, id] of ids.entries()) if (acked.has(id)) expect(states[j]).toBe('delivered');
+            if (name === 'r1' || cfg.ordering === 'fifo') {
+              // fifo: first deliveries come in sequence order (resubmitted dead letters excepted).
+              const seen = new Set<number>();
+              const firsts: number[] = [];
+              for (const d of sim.targets[`t${i}`]!.delivered)
+                if (!seen.has(d.seq)) seen.add(d.seq) && firsts.push(d.seq);
+              if (resubmitted[i] === 0) expect(firsts).toEqual([...firsts].sort((a, b) => a - b));
+            }
+          }
+          await sim.ws.close();
+        },
+      ),
       { numRuns: Number(process.env.WAYSTATION_PROPERTY_RUNS ?? 40) },
     );
   }, 120_000);

@@ -5,7 +5,10 @@ const base = { targets: { t: { type: 'null' as const } } };
 
 describe('ordering', () => {
   it('fifo: the backlog drains before any newer message', async () => {
-    const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't', probeInterval: '1s', replay: { ratePerSecond: 5 } } } });
+    const sim = await openSim({
+      ...base,
+      routes: { r: { streams: ['s'], target: 't', probeInterval: '1s', replay: { ratePerSecond: 5 } } },
+    });
     const t = sim.targets.t!;
     t.behaviour = 'down';
     await sim.publish('s', ...texts(5, 'old'));
@@ -22,7 +25,15 @@ describe('ordering', () => {
   it('unordered: new messages go out at once while the backlog drains beside them, paced', async () => {
     const sim = await openSim({
       ...base,
-      routes: { r: { streams: ['s'], target: 't', ordering: 'unordered', probeInterval: '1s', replay: { ratePerSecond: 1 } } },
+      routes: {
+        r: {
+          streams: ['s'],
+          target: 't',
+          ordering: 'unordered',
+          probeInterval: '1s',
+          replay: { ratePerSecond: 1 },
+        },
+      },
     });
     const t = sim.targets.t!;
     t.behaviour = 'down';
@@ -43,7 +54,8 @@ describe('ordering', () => {
   it('key: FIFO per key, and a dead-lettered head blocks only its own key until resubmitted', async () => {
     const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't', ordering: 'key' } } });
     const t = sim.targets.t!;
-    t.behaviour = (d) => (d.payload?.toString() === 'a1' ? { kind: 'error', reason: 'rejected' } : { kind: 'ack' });
+    t.behaviour = (d) =>
+      d.payload?.toString() === 'a1' ? { kind: 'error', reason: 'rejected' } : { kind: 'ack' };
     const publish = async (key: string, text: string) => {
       await sim.ws.publish('s', Buffer.from(text), { key });
       await sim.clock.advance(0);
@@ -65,7 +77,8 @@ describe('ordering', () => {
   it('key: deleting the blocking dead letter releases the rest of its key', async () => {
     const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't', ordering: 'key' } } });
     const t = sim.targets.t!;
-    t.behaviour = (d) => (d.payload?.toString() === 'a1' ? { kind: 'error', reason: 'rejected' } : { kind: 'ack' });
+    t.behaviour = (d) =>
+      d.payload?.toString() === 'a1' ? { kind: 'error', reason: 'rejected' } : { kind: 'ack' };
     await sim.ws.publish('s', Buffer.from('a1'), { key: 'A' });
     await sim.clock.advance(0);
     await sim.ws.publish('s', Buffer.from('a2'), { key: 'A' });
@@ -95,7 +108,11 @@ describe('ordering', () => {
   });
 
   it('keeps at most maxInFlight batches at the target', async () => {
-    const sim = await openSim({ ...base, shutdownTimeout: 0, routes: { r: { streams: ['s'], target: 't', maxInFlight: 2, timeout: '1h' } } });
+    const sim = await openSim({
+      ...base,
+      shutdownTimeout: 0,
+      routes: { r: { streams: ['s'], target: 't', maxInFlight: 2, timeout: '1h' } },
+    });
     const t = sim.targets.t!;
     t.behaviour = 'hang';
     await sim.publish('s', ...texts(5));
@@ -107,7 +124,10 @@ describe('ordering', () => {
   it('fans out: one stored copy, every route delivers it, history goes once both are past', async () => {
     const sim = await openSim({
       targets: { a: { type: 'null' }, b: { type: 'null' } },
-      routes: { ra: { streams: ['s'], target: 'a' }, rb: { streams: ['s'], target: 'b', probeInterval: '1s' } },
+      routes: {
+        ra: { streams: ['s'], target: 'a' },
+        rb: { streams: ['s'], target: 'b', probeInterval: '1s' },
+      },
       storage: { segmentBytes: 4096 },
     });
     sim.targets.b!.behaviour = 'down';

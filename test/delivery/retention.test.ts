@@ -8,7 +8,16 @@ describe('retention, overflow, purge and storage limits', () => {
   it('expires stored messages older than retention.maxAge and never sends them', async () => {
     const sim = await openSim({
       ...base,
-      routes: { r: { streams: ['s'], target: 't', probeInterval: '1h', probeIntervalMax: '2h', retention: { maxAge: '10m' }, cleanupInterval: '1m' } },
+      routes: {
+        r: {
+          streams: ['s'],
+          target: 't',
+          probeInterval: '1h',
+          probeIntervalMax: '2h',
+          retention: { maxAge: '10m' },
+          cleanupInterval: '1m',
+        },
+      },
     });
     const t = sim.targets.t!;
     t.behaviour = 'down';
@@ -42,7 +51,10 @@ describe('retention, overflow, purge and storage limits', () => {
   });
 
   it('drops the oldest beyond retention.maxMessages with onFull: drop-oldest, and counts them', async () => {
-    const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't', retention: { maxMessages: 3 } } } });
+    const sim = await openSim({
+      ...base,
+      routes: { r: { streams: ['s'], target: 't', retention: { maxMessages: 3 } } },
+    });
     const t = sim.targets.t!;
     sim.ws.route('r').store();
     await sim.publish('s', ...texts(5));
@@ -55,7 +67,10 @@ describe('retention, overflow, purge and storage limits', () => {
   });
 
   it('drops the oldest beyond retention.maxBytes', async () => {
-    const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't', retention: { maxBytes: 1000 } } } });
+    const sim = await openSim({
+      ...base,
+      routes: { r: { streams: ['s'], target: 't', retention: { maxBytes: 1000 } } },
+    });
     sim.ws.route('r').store();
     await sim.publish('s', ...texts(10).map((x) => x.padEnd(200, '.')));
     await sim.clock.advance(10);

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type FailurePolicy, initialRouteState, type RouteState, transition } from '../../src/delivery/route-state.js';
+import {
+  type FailurePolicy,
+  initialRouteState,
+  type RouteState,
+  transition,
+} from '../../src/delivery/route-state.js';
 
 const sf: FailurePolicy = { storeAndForward: true, storeAfterFailures: 1 };
 const at = (s: Partial<RouteState>): RouteState => ({ ...initialRouteState(0), ...s });
@@ -18,7 +23,12 @@ describe('route state machine', () => {
   });
 
   it('never stores with store-and-forward off', () => {
-    const s = transition(initialRouteState(0), { type: 'nack', reason: 'x' }, { storeAndForward: false, storeAfterFailures: 1 }, 1);
+    const s = transition(
+      initialRouteState(0),
+      { type: 'nack', reason: 'x' },
+      { storeAndForward: false, storeAfterFailures: 1 },
+      1,
+    );
     expect(s.name).toBe('forwarding');
   });
 
@@ -57,6 +67,9 @@ describe('route state machine', () => {
     // A route storing on its own account ignores groupForward.
     const self = at({ name: 'storing', cause: 'self' });
     expect(transition(self, { type: 'groupForward' }, sf, 2)).toBe(self);
-    expect(transition(at({ name: 'draining' }), { type: 'groupHold' }, sf, 2)).toMatchObject({ name: 'held', cause: 'group' });
+    expect(transition(at({ name: 'draining' }), { type: 'groupHold' }, sf, 2)).toMatchObject({
+      name: 'held',
+      cause: 'group',
+    });
   });
 });

@@ -1,8 +1,8 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Waystation } from '../../src/index.js';
-import { MemFileSystem } from '../support/mem-fs.js';
 import { FakeClock } from '../support/fake-clock.js';
+import { MemFileSystem } from '../support/mem-fs.js';
 import { ScriptedTarget } from '../support/scripted-target.js';
 
 describe('smoke', () => {
@@ -15,7 +15,13 @@ describe('smoke', () => {
         targets: { crm: { type: 'null' } },
         routes: { r: { streams: ['orders'], target: 'crm', probeInterval: '5s' } },
       },
-      { clock, targets: { crm: target }, fileSystem: new MemFileSystem(), logger: pino({ level: 'silent' }), random: () => 0.5 },
+      {
+        clock,
+        targets: { crm: target },
+        fileSystem: new MemFileSystem(),
+        logger: pino({ level: 'silent' }),
+        random: () => 0.5,
+      },
     );
     await ws.publish('orders', Buffer.from('a'));
     await clock.advance(10);

@@ -6,7 +6,10 @@ const base = { targets: { t: { type: 'null' as const } } };
 
 describe('store and forward', () => {
   it('probes the oldest stored message with exponential backoff, then drains in order', async () => {
-    const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't', probeInterval: '1s', probeIntervalMax: '4s' } } });
+    const sim = await openSim({
+      ...base,
+      routes: { r: { streams: ['s'], target: 't', probeInterval: '1s', probeIntervalMax: '4s' } },
+    });
     const t = sim.targets.t!;
     t.behaviour = 'down';
     await sim.publish('s', ...texts(3));
@@ -34,7 +37,10 @@ describe('store and forward', () => {
   });
 
   it('probes the newest message with lifo and drains newest first', async () => {
-    const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't', ordering: 'lifo', probeInterval: '1s' } } });
+    const sim = await openSim({
+      ...base,
+      routes: { r: { streams: ['s'], target: 't', ordering: 'lifo', probeInterval: '1s' } },
+    });
     const t = sim.targets.t!;
     t.behaviour = 'down';
     await sim.publish('s', ...texts(4));
@@ -89,7 +95,10 @@ describe('store and forward', () => {
   });
 
   it('goes back to storing when the target fails during the drain', async () => {
-    const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't', probeInterval: '1s', replay: { ratePerSecond: 2 } } } });
+    const sim = await openSim({
+      ...base,
+      routes: { r: { streams: ['s'], target: 't', probeInterval: '1s', replay: { ratePerSecond: 2 } } },
+    });
     const t = sim.targets.t!;
     t.behaviour = 'down';
     await sim.publish('s', ...texts(10));
@@ -109,7 +118,9 @@ describe('store and forward', () => {
   it('retries and then dead-letters with store-and-forward off, never storing', async () => {
     const sim = await openSim({
       ...base,
-      routes: { r: { streams: ['s'], target: 't', storeAndForward: false, retry: { attempts: 3, backoff: '1s' } } },
+      routes: {
+        r: { streams: ['s'], target: 't', storeAndForward: false, retry: { attempts: 3, backoff: '1s' } },
+      },
     });
     const t = sim.targets.t!;
     t.behaviour = (d) => (d.seq === 1 ? { kind: 'nack', reason: 'busy' } : { kind: 'ack' });
@@ -123,19 +134,27 @@ describe('store and forward', () => {
     expect(t.texts()).toEqual(['b']);
     const dead = sim.ws.route('r').deadLetters.list();
     expect(dead).toMatchObject([{ seq: 1, reason: 'retries-exhausted', attempts: 3, lastError: 'busy' }]);
-    expect(await sim.ws.route('r').snapshot()).toMatchObject({ deadLettered: 1, forwarded: 1, failures: 3, state: 'forwarding' });
+    expect(await sim.ws.route('r').snapshot()).toMatchObject({
+      deadLettered: 1,
+      forwarded: 1,
+      failures: 3,
+      state: 'forwarding',
+    });
     await sim.ws.close();
   });
 
   it('dead-letters on a permanent error without storing, and resubmits on request', async () => {
     const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't' } } });
     const t = sim.targets.t!;
-    t.behaviour = (d) => (d.payload?.toString() === 'bad' ? { kind: 'error', reason: '400 schema' } : { kind: 'ack' });
+    t.behaviour = (d) =>
+      d.payload?.toString() === 'bad' ? { kind: 'error', reason: '400 schema' } : { kind: 'ack' };
     const [, badId] = await sim.publish('s', 'ok1', 'bad', 'ok2');
     expect(t.texts()).toEqual(['ok1', 'ok2']);
     expect(await sim.state('r')).toBe('forwarding');
     const route = sim.ws.route('r');
-    expect(route.deadLetters.list()).toMatchObject([{ id: badId, reason: 'error', lastError: '400 schema', attempts: 1 }]);
+    expect(route.deadLetters.list()).toMatchObject([
+      { id: badId, reason: 'error', lastError: '400 schema', attempts: 1 },
+    ]);
     expect((await sim.ws.messageStatus(badId!)).routes).toEqual({ r: 'dead' });
     t.behaviour = 'up';
     expect(await route.deadLetters.resubmit()).toBe(1);
@@ -147,7 +166,10 @@ describe('store and forward', () => {
   });
 
   it('treats a target that does not answer within the timeout as a nack', async () => {
-    const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't', timeout: '2s', probeInterval: '1s' } } });
+    const sim = await openSim({
+      ...base,
+      routes: { r: { streams: ['s'], target: 't', timeout: '2s', probeInterval: '1s' } },
+    });
     const t = sim.targets.t!;
     t.behaviour = 'hang';
     await sim.publish('s', 'a');
@@ -188,7 +210,11 @@ describe('store and forward', () => {
   });
 
   it('redelivers what was in flight at a restart and counts it', async () => {
-    const sim = await openSim({ ...base, shutdownTimeout: 0, routes: { r: { streams: ['s'], target: 't', timeout: '1h' } } });
+    const sim = await openSim({
+      ...base,
+      shutdownTimeout: 0,
+      routes: { r: { streams: ['s'], target: 't', timeout: '1h' } },
+    });
     const t = sim.targets.t!;
     t.behaviour = 'hang';
     await sim.publish('s', 'a');

@@ -8,7 +8,11 @@ type Op =
   | { kind: 'removeBelow'; a: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ kind: fc.constant('add' as const), a: fc.integer({ min: 1, max: 60 }), b: fc.integer({ min: 0, max: 5 }) }),
+  fc.record({
+    kind: fc.constant('add' as const),
+    a: fc.integer({ min: 1, max: 60 }),
+    b: fc.integer({ min: 0, max: 5 }),
+  }),
   fc.record({ kind: fc.constant('delete' as const), a: fc.integer({ min: 1, max: 60 }) }),
   fc.record({ kind: fc.constant('removeBelow' as const), a: fc.integer({ min: 1, max: 60 }) }),
 );
@@ -40,7 +44,9 @@ describe('SeqSet', () => {
           while (model.has(prev)) prev--;
           expect(set.prevMissing(s)).toBe(prev);
         }
-        const gapMembers = set.gaps(3, 50).flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i));
+        const gapMembers = set
+          .gaps(3, 50)
+          .flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i));
         expect(gapMembers).toEqual(Array.from({ length: 48 }, (_, i) => i + 3).filter((s) => !model.has(s)));
         expect(set.countIn(5, 40)).toBe([...model].filter((s) => s >= 5 && s <= 40).length);
         // Canonical: sorted, disjoint, never touching.

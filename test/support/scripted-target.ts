@@ -17,9 +17,17 @@ export class ScriptedTarget implements Target {
       this.attempts.push(d);
       const b = this.behaviour;
       const outcome: Outcome | 'hang' =
-        b === 'up' ? { kind: 'ack' } : b === 'down' ? { kind: 'nack', reason: 'connection refused' } : b === 'hang' ? 'hang' : b(d);
+        b === 'up'
+          ? { kind: 'ack' }
+          : b === 'down'
+            ? { kind: 'nack', reason: 'connection refused' }
+            : b === 'hang'
+              ? 'hang'
+              : b(d);
       if (outcome === 'hang') {
-        await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))));
+        await new Promise((_, reject) =>
+          signal.addEventListener('abort', () => reject(new Error('aborted'))),
+        );
         throw new Error('unreachable');
       }
       if (outcome.kind === 'ack') this.delivered.push(d);

@@ -28,7 +28,9 @@ describe('file target', () => {
       },
       { logger: silent },
     );
-    const { id } = await ws.publish('orders', Buffer.from('{"n":1}'), { headers: { 'Content-Type': 'application/json' } });
+    const { id } = await ws.publish('orders', Buffer.from('{"n":1}'), {
+      headers: { 'Content-Type': 'application/json' },
+    });
     await ws.messageStatus(id, { waitFor: 'delivered', timeout: '5s' });
     const text = await readFile(join(dir, 'out', 'orders.ndjson'), 'utf8');
     expect(JSON.parse(text.trim())).toMatchObject({ id, stream: 'orders', seq: 1, payload: '{"n":1}' });
@@ -50,7 +52,11 @@ describe('module target', () => {
       {
         dataDir: 'data',
         targets: {
-          shout: { type: 'module', path: join(repo, 'examples/module-target/uppercase-file-target.mjs'), options: { file: 'out/shout.txt', rejectEmpty: true } },
+          shout: {
+            type: 'module',
+            path: join(repo, 'examples/module-target/uppercase-file-target.mjs'),
+            options: { file: 'out/shout.txt', rejectEmpty: true },
+          },
         },
         routes: { r: { streams: ['s'], target: 'shout' } },
       },
@@ -61,7 +67,10 @@ describe('module target', () => {
     await ws.messageStatus(id, { waitFor: 'delivered', timeout: '5s' });
     await until(async () => ws.route('r').deadLetters.list().length === 1);
     expect(await readFile(join(dir, 'out/shout.txt'), 'utf8')).toBe(`${id} HELLO\n`);
-    expect(ws.route('r').deadLetters.list()[0]).toMatchObject({ reason: 'error', lastError: 'empty payloads are not accepted' });
+    expect(ws.route('r').deadLetters.list()[0]).toMatchObject({
+      reason: 'error',
+      lastError: 'empty payloads are not accepted',
+    });
     await ws.close();
   });
 
@@ -70,7 +79,11 @@ describe('module target', () => {
     const bad = join(dir, 'bad.mjs');
     await import('node:fs/promises').then((fs) => fs.writeFile(bad, 'export const nothing = 1;\n'));
     const err = await Waystation.open(
-      { dataDir: join(dir, 'data'), targets: { x: { type: 'module', path: bad } }, routes: { r: { streams: ['s'], target: 'x' } } },
+      {
+        dataDir: join(dir, 'data'),
+        targets: { x: { type: 'module', path: bad } },
+        routes: { r: { streams: ['s'], target: 'x' } },
+      },
       { logger: silent },
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TargetModuleError);

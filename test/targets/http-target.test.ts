@@ -105,24 +105,45 @@ describe('http target', () => {
     expect(outcomes).toEqual([{ kind: 'ack' }, { kind: 'ack' }]);
     expect(receiver.requests).toHaveLength(1);
     expect(receiver.requests[0]!.headers['content-type']).toBe('application/x-ndjson');
-    const lines = receiver.requests[0]!.body.toString().trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines[0]).toMatchObject({ id: 'abcdefghij-1', stream: 'orders', seq: 1, key: 'cust-1', payload: '{"a":1}' });
+    const lines = receiver.requests[0]!.body.toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines[0]).toMatchObject({
+      id: 'abcdefghij-1',
+      stream: 'orders',
+      seq: 1,
+      key: 'cust-1',
+      payload: '{"a":1}',
+    });
     expect(lines[1]).toMatchObject({ seq: 2, payloadBase64: Buffer.from([0, 255, 1]).toString('base64') });
   });
 
   it('streams a payload held in a side file', async () => {
     receiver = await new Receiver().start();
     const big = Buffer.alloc(3 * 1024 * 1024, 7);
-    const d = delivery(1, '', { payload: undefined, payloadBytes: big.byteLength, openPayload: () => Readable.from([big.subarray(0, 1e6), big.subarray(1e6)]) });
+    const d = delivery(1, '', {
+      payload: undefined,
+      payloadBytes: big.byteLength,
+      openPayload: () => Readable.from([big.subarray(0, 1e6), big.subarray(1e6)]),
+    });
     expect(await make().deliver([d], never)).toEqual([{ kind: 'ack' }]);
     expect(receiver.requests[0]!.body.equals(big)).toBe(true);
   });
 
   it('sends basic or bearer credentials and custom headers', async () => {
     receiver = await new Receiver().start();
-    await make({ auth: { type: 'bearer', token: 's3cret' }, headers: { 'x-site': 'plant-7' } }).deliver([delivery(1, 'x')], never);
+    await make({ auth: { type: 'bearer', token: 's3cret' }, headers: { 'x-site': 'plant-7' } }).deliver(
+      [delivery(1, 'x')],
+      never,
+    );
     await make({ auth: { type: 'basic', username: 'u', password: 'p' } }).deliver([delivery(1, 'x')], never);
-    expect(receiver.requests[0]!.headers).toMatchObject({ authorization: 'Bearer s3cret', 'x-site': 'plant-7' });
-    expect(receiver.requests[1]!.headers.authorization).toBe(`Basic ${Buffer.from('u:p').toString('base64')}`);
+    expect(receiver.requests[0]!.headers).toMatchObject({
+      authorization: 'Bearer s3cret',
+      'x-site': 'plant-7',
+    });
+    expect(receiver.requests[1]!.headers.authorization).toBe(
+      `Basic ${Buffer.from('u:p').toString('base64')}`,
+    );
   });
 });
