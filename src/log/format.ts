@@ -32,7 +32,7 @@
  *   48 4  crc32 of the body (positions + blob table)
  *   52 4  crc32 of bytes 0..51
  *   56    positions: u32 per record, byte offset in the segment; 0xFFFFFFFF = lost to corruption
- *   ...   blob table: (seq u64, size u64) per blob record
+ *   ...   blob table: (seq float64, size float64) per blob record
  */
 import { crc32 } from 'node:zlib';
 

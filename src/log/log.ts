@@ -473,6 +473,8 @@ export class Log {
     let offset = 0;
     let seq = startSeq;
     let failure: unknown;
+    let io: Promise<void> | undefined;
+    const timestamps = { min: seg.minTimestamp, max: seg.maxTimestamp };
     try {
       for (const pending of round.appends) {
         const firstSeq = seq;
@@ -501,16 +503,18 @@ export class Log {
       }
       this.nextSeq = seq;
       const file = await seg.acquire();
-      try {
-        await this.guard(file.write([buffer], startSize), `write ${seg.path}`);
-        if (this.opts.fsync === 'always') {
-          await this.guard(file.sync(), `fsync ${seg.path}`);
-          if (committedBlobs.length > 0)
-            await this.guard(this.fs.syncDir(this.blobs.dir), 'fsync the blob directory');
+      io = (async () => {
+        try {
+          await file.write([buffer], startSize);
+          if (this.opts.fsync === 'always') {
+            await file.sync();
+            if (committedBlobs.length > 0) await this.fs.syncDir(this.blobs.dir);
+          }
+        } finally {
+          seg.release();
         }
-      } finally {
-        seg.release();
-      }
+      })();
+      await this.guard(io, `write and fsync ${seg.path}`);
     } catch (err) {
       failure = err;
     }
@@ -521,8 +525,12 @@ export class Log {
       for (const [i, p] of round.appends.entries()) this.settle(p, results[i]!);
       return;
     }
+    // A stalled write may still land: wait until the disk answers, so the truncate comes after it.
+    await io?.catch(() => {});
     // Roll back: the bytes, the index entries, the side files, the sequence numbers.
     seg.rollback(startCount, startSize, committedBlobs);
+    seg.minTimestamp = timestamps.min;
+    seg.maxTimestamp = timestamps.max;
     this.nextSeq = startSeq;
     await this.repairTail(startSize).catch(() => {
       this.truncateTo = startSize;

@@ -142,6 +142,22 @@ describe('storage faults', () => {
     await again.close();
   });
 
+  it('keeps a write that lands after its deadline out of the log', async () => {
+    const fs = new MemFileSystem();
+    const log = await Log.open('/d', { fileSystem: fs, writeTimeoutMs: 50 });
+    await log.append([rec('a')]);
+    const release = fs.stall('write');
+    await expect(log.append([rec('late')])).rejects.toBeInstanceOf(StorageTimeoutError);
+    await new Promise((r) => setTimeout(r, 100)); // past every deadline of that append
+    release(); // the stalled write lands only now; the rollback must come after it
+    await new Promise((r) => setTimeout(r, 10));
+    await log.close();
+    const again = await Log.open('/d', { fileSystem: fs });
+    expect(await payloads(again)).toEqual(['a']);
+    expect(await again.append([rec('b')])).toEqual({ firstSeq: 2, lastSeq: 2 });
+    await again.close();
+  });
+
   it('acknowledges before fsync with fsync: interval and fsyncs within the interval', async () => {
     const fs = new MemFileSystem();
     const log = await Log.open('/d', { fileSystem: fs, fsync: 'interval', fsyncIntervalMs: 20 });
