@@ -52,8 +52,11 @@ export function encodeMeta(meta: MessageMeta): Buffer {
   return out;
 }
 
+const NO_META: MessageMeta = Object.freeze({ headers: Object.freeze({}) });
+
 export function decodeMeta(bytes: Buffer): MessageMeta {
-  if (bytes.byteLength === 0) return { headers: {} };
+  // No key, headers or TTL (version byte + "{}"): skip JSON.parse on the hot read path.
+  if (bytes.byteLength <= 3) return NO_META;
   if (bytes[0] !== META_VERSION) throw new Error(`unknown message meta version ${bytes[0]}`);
   const json = JSON.parse(bytes.subarray(1).toString('utf8')) as MetaJson;
   return { key: json.k, headers: json.h ?? {}, expiresAt: json.e, idempotencyKey: json.i };

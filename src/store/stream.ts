@@ -105,12 +105,16 @@ export class Stream {
   }
 
   toMessage(record: LogRecord): StoredMessage {
+    const meta = decodeMeta(record.meta);
     return {
-      ...decodeMeta(record.meta),
       id: this.idOf(record.seq),
       stream: this.name,
       seq: record.seq,
       timestamp: record.timestamp,
+      key: meta.key,
+      headers: meta.headers,
+      expiresAt: meta.expiresAt,
+      idempotencyKey: meta.idempotencyKey,
       payload: record.payload,
       payloadBytes: record.payloadBytes,
       blob: record.blob,
