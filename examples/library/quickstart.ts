@@ -4,9 +4,10 @@
  * probes, and when the receiver starts the backlog drains in order.
  * (In your own project, import from 'waystation' instead of '../../src/index.js'.)
  */
+
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Waystation } from '../../src/index.js';
@@ -29,12 +30,19 @@ const dataDir = await mkdtemp(join(tmpdir(), 'waystation-quickstart-'));
 const ws = await Waystation.open({
   dataDir,
   targets: { crm: { type: 'http', url: `http://127.0.0.1:${port}/orders` } },
-  routes: { 'orders-to-crm': { streams: ['orders'], target: 'crm', probeInterval: '200ms', probeIntervalMax: '1s' } },
+  routes: {
+    'orders-to-crm': { streams: ['orders'], target: 'crm', probeInterval: '200ms', probeIntervalMax: '1s' },
+  },
 });
 
 // publish() resolves once the message is durable on disk.
-const first = await ws.publish('orders', Buffer.from('{"order":1}'), { headers: { 'content-type': 'application/json' } });
-await ws.publishBatch('orders', [{ payload: Buffer.from('{"order":2}') }, { payload: Buffer.from('{"order":3}') }]);
+const first = await ws.publish('orders', Buffer.from('{"order":1}'), {
+  headers: { 'content-type': 'application/json' },
+});
+await ws.publishBatch('orders', [
+  { payload: Buffer.from('{"order":2}') },
+  { payload: Buffer.from('{"order":3}') },
+]);
 await new Promise((r) => setTimeout(r, 300));
 const stored = await ws.route('orders-to-crm').snapshot();
 console.log(`receiver down: route is ${stored.state}, ${stored.inQueue} messages stored`);

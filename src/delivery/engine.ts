@@ -129,15 +129,12 @@ export class DeliveryEngine {
     for (const runner of this.routesOf(stream)) await runner.admit(stream, count, bytes);
   }
 
-  /** Messages were stored in `stream`: wake its routes and apply count/size retention. */
+  /** Messages were stored in `stream`: apply count/size limits and wake its routes. */
   published(stream: string): void {
     for (const runner of this.routesOf(stream)) {
-      const o = runner.options;
-      if (o.onFull === 'drop-oldest' && (o.maxMessages !== undefined || o.maxBytes !== undefined)) {
-        void runner
-          .enforceRetention()
-          .catch((err: unknown) => this.options.events?.error?.(err, `route ${o.name}: retention`));
-      }
+      void runner
+        .enforceLimits()
+        .catch((err: unknown) => this.options.events?.error?.(err, `route ${runner.name}: retention`));
       runner.notify();
     }
   }

@@ -98,6 +98,9 @@ export class RouteRunner {
   private pumpAgain = false;
   private saveTimer: TimerHandle | undefined;
   private saving: Promise<void> = Promise.resolve();
+  private limiting: Promise<void> | undefined;
+  private limitAgain = false;
+  private pumpDone: Promise<void> = Promise.resolve();
   private running = false;
   private readonly idleWaiters: (() => void)[] = [];
 
@@ -139,6 +142,9 @@ export class RouteRunner {
   async stop(graceMs: number): Promise<void> {
     this.running = false;
     for (const t of [this.probeTimer, this.wakeTimer, this.flushTimer, this.saveTimer]) t?.cancel();
+    // A pick may be reading the log right now: let it finish before the store closes.
+    await this.pumpDone;
+    await this.limiting;
     if (this.batchesInFlight > 0) {
       const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       const abortAll = () => {
@@ -217,7 +223,7 @@ export class RouteRunner {
       return;
     }
     this.pumping = true;
-    void (async () => {
+    this.pumpDone = (async () => {
       try {
         do {
           this.pumpAgain = false;
@@ -414,7 +420,7 @@ export class RouteRunner {
     for (const [k, wait] of this.retryAt)
       if (wait.at > now && wait.key !== undefined && k.startsWith(`${stream}:`)) keys.add(wait.key);
     // IBM event sequencing: a dead-lettered message blocks its key until resubmitted or deleted.
-    for (const l of this.dead.list()) if (l.stream === stream && l.key !== undefined) keys.add(l.key);
+    for (const key of this.dead.keysOf(stream)) keys.add(key);
     return keys;
   }
 
@@ -632,14 +638,44 @@ export class RouteRunner {
 
   // ------------------------------------------------------------------ retention
 
-  /** Expires messages past maxAge and, with drop-oldest, prunes beyond maxMessages/maxBytes. */
+  /** The periodic sweep: expires messages past maxAge, then applies the count and size limits. */
   async enforceRetention(): Promise<void> {
     const opts = this.deps.options;
-    const now = this.deps.clock.now();
     if (opts.maxAgeMs !== undefined) {
-      for (const name of opts.streams) await this.expireOlderThan(name, now - opts.maxAgeMs);
+      const cutoff = this.deps.clock.now() - opts.maxAgeMs;
+      for (const name of opts.streams) await this.expireOlderThan(name, cutoff);
     }
-    if (opts.onFull !== 'drop-oldest') return;
+    await this.enforceLimits();
+  }
+
+  /**
+   * With drop-oldest: prunes the oldest pending messages beyond maxMessages and maxBytes. Runs
+   * after every publish; calls made while one runs coalesce into one more run, so concurrent
+   * publishes never prune twice for the same excess.
+   */
+  async enforceLimits(): Promise<void> {
+    const opts = this.deps.options;
+    if (opts.onFull !== 'drop-oldest' || (opts.maxMessages === undefined && opts.maxBytes === undefined))
+      return;
+    if (this.limiting) {
+      this.limitAgain = true;
+      return this.limiting;
+    }
+    this.limiting = (async () => {
+      try {
+        do {
+          this.limitAgain = false;
+          await this.pruneToLimits();
+        } while (this.limitAgain);
+      } finally {
+        this.limiting = undefined;
+      }
+    })();
+    return this.limiting;
+  }
+
+  private async pruneToLimits(): Promise<void> {
+    const opts = this.deps.options;
     if (opts.maxMessages !== undefined) {
       let excess = this.pendingCount() - opts.maxMessages;
       for (const name of opts.streams) {

@@ -78,6 +78,13 @@ export class DeadLetters {
     );
   }
 
+  /** Ordering keys of a stream's dead letters (each blocks its key in `key` ordering). */
+  keysOf(stream: string): Set<string> {
+    const keys = new Set<string>();
+    for (const l of this.letters.values()) if (l.stream === stream && l.key !== undefined) keys.add(l.key);
+    return keys;
+  }
+
   /** Lowest dead-lettered seq of a stream: the log must keep it. */
   minSeq(stream: string): number | undefined {
     let min: number | undefined;
