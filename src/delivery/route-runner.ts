@@ -100,6 +100,8 @@ export class RouteRunner {
   private saving: Promise<void> = Promise.resolve();
   private limiting: Promise<void> | undefined;
   private limitAgain = false;
+  /** Retry-After of the last nack, for the next probe. */
+  private retryAfterMs: number | undefined;
   private pumpDone: Promise<void> = Promise.resolve();
   private running = false;
   private readonly idleWaiters: (() => void)[] = [];
@@ -205,8 +207,11 @@ export class RouteRunner {
       probeIntervalMaxMs,
       probeIntervalMs * 2 ** Math.min(this.state.probeFailures, 30),
     );
-    // Jitter keeps many gateways from probing a recovering target in lockstep.
-    const delay = Math.min(probeIntervalMaxMs, backoff * (0.8 + 0.4 * this.deps.random()));
+    // Jitter keeps many gateways from probing a recovering target in lockstep; a target's
+    // Retry-After (capped by probeIntervalMax) is honoured.
+    const jittered = Math.min(probeIntervalMaxMs, backoff * (0.8 + 0.4 * this.deps.random()));
+    const delay = Math.max(jittered, Math.min(probeIntervalMaxMs, this.retryAfterMs ?? 0));
+    this.retryAfterMs = undefined;
     this.probeTimer = this.deps.clock.setTimeout(() => {
       this.probeTimer = undefined;
       this.probeDue = true;
@@ -558,6 +563,7 @@ export class RouteRunner {
       }
       this.progress.counters.failures++;
       nackReason = outcome.reason;
+      if (outcome.retryAfterMs !== undefined) this.retryAfterMs = outcome.retryAfterMs;
       this.attempts.set(key, attempts);
       if (!opts.storeAndForward) {
         if (attempts >= opts.retryAttempts) {

@@ -52,6 +52,43 @@ describe('store and forward', () => {
     await sim.ws.close();
   });
 
+  it("waits at least the target's Retry-After before probing", async () => {
+    const sim = await openSim({
+      ...base,
+      routes: { r: { streams: ['s'], target: 't', probeInterval: '1s', probeIntervalMax: '1m' } },
+    });
+    const t = sim.targets.t!;
+    t.behaviour = () => ({ kind: 'nack', reason: '429', retryAfterMs: 30_000 });
+    await sim.publish('s', 'a');
+    await sim.clock.advance(29_000);
+    expect(t.attempts).toHaveLength(1);
+    t.behaviour = 'up';
+    await sim.clock.advance(1000);
+    expect(t.texts()).toEqual(['a']);
+    await sim.ws.close();
+  });
+
+  it('keeps order and state with a slow target that answers within the timeout', async () => {
+    const sim = await openSim({ ...base, routes: { r: { streams: ['s'], target: 't', timeout: '10s' } } });
+    const t = sim.targets.t!;
+    const answers: (() => void)[] = [];
+    const slow = t.deliver.bind(t);
+    t.deliver = async (batch, signal) => {
+      await new Promise<void>((resolve) => answers.push(resolve));
+      return slow(batch, signal);
+    };
+    await sim.publish('s', 'a', 'b', 'c');
+    expect((await sim.ws.route('r').snapshot()).inFlight).toBe(1);
+    for (let i = 0; i < 3; i++) {
+      await sim.clock.advance(5000);
+      answers.shift()?.();
+    }
+    await sim.clock.advance(10);
+    expect(t.texts()).toEqual(['a', 'b', 'c']);
+    expect(await sim.state('r')).toBe('forwarding');
+    await sim.ws.close();
+  });
+
   it('stores only after storeAfter.failures consecutive nacks', async () => {
     const sim = await openSim({
       ...base,
