@@ -26,6 +26,12 @@ export const ErrorCodes = {
   TargetModuleInvalid: 'WS_ERR_TARGET_MODULE_INVALID',
   WaitTimeout: 'WS_ERR_WAIT_TIMEOUT',
   ShuttingDown: 'WS_ERR_SHUTTING_DOWN',
+  AuthRequired: 'WS_ERR_AUTH_REQUIRED',
+  AuthForbidden: 'WS_ERR_AUTH_FORBIDDEN',
+  HttpBadRequest: 'WS_ERR_HTTP_BAD_REQUEST',
+  HttpPayloadTooLarge: 'WS_ERR_HTTP_PAYLOAD_TOO_LARGE',
+  HttpNotFound: 'WS_ERR_HTTP_NOT_FOUND',
+  Internal: 'WS_ERR_INTERNAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -222,6 +228,22 @@ export class ShuttingDownError extends WaystationError {
       {
         httpStatus: 503,
       },
+    );
+  }
+}
+
+export class BadRequestError extends WaystationError {
+  constructor(message: string) {
+    super(ErrorCodes.HttpBadRequest, message, { httpStatus: 400 });
+  }
+}
+
+export class PayloadTooLargeError extends WaystationError {
+  constructor(limit: number, what = 'The message body') {
+    super(
+      ErrorCodes.HttpPayloadTooLarge,
+      `${what} is larger than ${limit} bytes (http.maxBodyBytes / http.maxBatchBytes); nothing was stored.`,
+      { httpStatus: 413 },
     );
   }
 }

@@ -29,6 +29,8 @@ export interface WaystationOptions {
   clock?: Clock;
   random?: () => number;
   fileSystem?: StorageFileSystem;
+  /** Measurements for metrics: each delivery attempt, each log commit (seconds). */
+  observe?: { delivery?: (route: string, seconds: number) => void; logCommit?: (seconds: number) => void };
 }
 
 export interface PublishOptions {
@@ -116,6 +118,7 @@ export class RouteHandle {
 
 export class Waystation {
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly store: Store,
@@ -130,6 +133,8 @@ export class Waystation {
     const c = resolved.config;
     const baseDir = options.baseDir ?? process.cwd();
     const logger = options.logger ?? pino({ level: process.env.WAYSTATION_LOG_LEVEL ?? 'info' });
+    for (const w of resolved.warnings)
+      logger.warn({ path: w.path }, `config warning: ${w.path}: ${w.message}`);
     const store = await Store.open({
       dataDir: resolve(baseDir, c.dataDir),
       streams: resolved.streams,
@@ -141,6 +146,7 @@ export class Waystation {
         blobThreshold: c.storage.blobThreshold,
         writeTimeoutMs: c.storage.writeTimeout,
         onCorruption: (r) => logger.error({ ...r }, 'damaged record found in the log; it was skipped'),
+        onCommit: options.observe?.logCommit,
       },
       dedupWindowMs: c.storage.dedupWindow,
       maxBytes: c.storage.maxBytes,
@@ -166,6 +172,7 @@ export class Waystation {
               `route ${route}: ${from.name} -> ${to.name}`,
             ),
           error: (err, context) => logger.error({ err, context }, `internal error in ${context}`),
+          attempt: options.observe?.delivery,
         },
       });
       await engine.start();
@@ -250,13 +257,22 @@ export class Waystation {
     return { id, stream: stream.name, seq, routes };
   }
 
-  /** Stops intake, lets in-flight deliveries finish (up to shutdownTimeout), saves, fsyncs, closes. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Refuses new publishes (ShuttingDownError, 503) and ends waits for delivery; close() follows. */
+  stopIntake(): void {
     this.closed = true;
     this.store.stopIntake();
-    await this.engine.stop(this.shutdownTimeoutMs);
-    await this.store.close();
+    this.engine.rejectWaiters(new ShuttingDownError());
+  }
+
+  /** Stops intake, lets in-flight deliveries finish (up to shutdownTimeout), saves, fsyncs, closes. */
+  async close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.stopIntake();
+    this.closing = (async () => {
+      await this.engine.stop(this.shutdownTimeoutMs);
+      await this.store.close();
+    })();
+    return this.closing;
   }
 }
 

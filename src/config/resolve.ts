@@ -11,6 +11,8 @@ import { configSchema, type RouteConfig, type WaystationConfig } from './schema.
 
 export interface ResolvedConfig {
   config: WaystationConfig;
+  /** Questionable but allowed combinations (IBM validator warnings): print them, start anyway. */
+  warnings: ConfigIssue[];
   /** Declared streams plus those routes read. */
   streams: string[];
   routes: RouteOptions[];
@@ -66,9 +68,74 @@ export function parseConfig(input: unknown): ResolvedConfig {
       });
     }
   }
+  if (config.auth.tokens.length === 0 && !isLoopback(config.http.listen)) {
+    issues.push({
+      path: 'http.listen',
+      message: `"${config.http.listen}" is reachable from other hosts but no auth.tokens are configured; add tokens (waystation hash-token) or listen on 127.0.0.1`,
+    });
+  }
+  const names = config.auth.tokens.map((t) => t.name);
+  names.forEach((n, i) => {
+    if (names.indexOf(n) !== i)
+      issues.push({ path: `auth.tokens[${i}].name`, message: `"${n}" is used by another token` });
+  });
   if (issues.length > 0) throw new ConfigError(issues);
   const routes = Object.entries(config.routes).map(([name, r]) => toRouteOptions(name, r));
-  return { config, streams: [...streams], routes };
+  return { config, warnings: warningsFor(config), streams: [...streams], routes };
+}
+
+function warningsFor(config: WaystationConfig): ConfigIssue[] {
+  const warnings: ConfigIssue[] = [];
+  if (config.storage.fsync === 'never') {
+    warnings.push({
+      path: 'storage.fsync',
+      message:
+        'never: accepted messages can be lost on power failure; "always" (default) or "interval" bound the loss',
+    });
+  }
+  for (const [name, r] of Object.entries(config.routes)) {
+    const at = `routes.${name}`;
+    if (r.ordering === 'lifo' && r.group !== undefined) {
+      warnings.push({
+        path: `${at}.ordering`,
+        message: 'lifo in a group: the group drains together, newest first on this route only',
+      });
+    }
+    if (r.ordering === 'fifo' && r.maxInFlight > 1) {
+      warnings.push({
+        path: `${at}.maxInFlight`,
+        message: `${r.maxInFlight} batches in flight: a failed batch is retried after later ones, so fifo holds only within a batch; use 1 for strict order`,
+      });
+    }
+    if (!r.storeAndForward && r.replay.ratePerSecond > 0) {
+      warnings.push({
+        path: `${at}.replay.ratePerSecond`,
+        message: 'has no effect with storeAndForward: false (there is no backlog replay)',
+      });
+    }
+    if (r.retention.maxAge !== undefined && r.retention.maxAge < r.probeIntervalMax) {
+      warnings.push({
+        path: `${at}.retention.maxAge`,
+        message: `shorter than probeIntervalMax (${r.probeIntervalMax} ms): stored messages may expire between two probes`,
+      });
+    }
+    if (
+      config.storage.maxBytes !== undefined &&
+      r.retention.maxBytes !== undefined &&
+      r.retention.maxBytes > config.storage.maxBytes
+    ) {
+      warnings.push({
+        path: `${at}.retention.maxBytes`,
+        message: `larger than storage.maxBytes (${config.storage.maxBytes}): the global limit refuses publishes first`,
+      });
+    }
+  }
+  return warnings;
+}
+
+export function isLoopback(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
 function toRouteOptions(name: string, r: RouteConfig): RouteOptions {

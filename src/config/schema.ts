@@ -148,13 +148,62 @@ const route = z.strictObject({
   timeout: duration.default(30_000),
 });
 
+const listen = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'write "host:port", e.g. "127.0.0.1:8080"');
+
+const http = z.strictObject({
+  /** "host:port" the HTTP API listens on. Default 127.0.0.1:8080. */
+  listen: listen.default('127.0.0.1:8080'),
+  /** Largest single-message body; larger publishes get 413. Default 2 GiB. */
+  maxBodyBytes: size.default(2 * 1024 ** 3),
+  /** Largest NDJSON batch body (parsed in memory). Default 64 MiB. */
+  maxBatchBytes: size.default(64 * 1024 ** 2),
+  tls: z
+    .strictObject({
+      /** Paths of PEM files. */
+      cert: z.string(),
+      key: z.string(),
+      ca: z.string().optional(),
+      /** Ask clients for a certificate signed by `ca` (mutual TLS). */
+      requestClientCert: z.boolean().default(false),
+    })
+    .optional(),
+});
+
+export const Scopes = ['publish', 'read', 'admin'] as const;
+
+const auth = z.strictObject({
+  tokens: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(NAME, nameMessage),
+        /** From `waystation hash-token`: "scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>". */
+        tokenHash: z
+          .string()
+          .regex(
+            /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/,
+            'use the output of `waystation hash-token`',
+          ),
+        scopes: z.array(z.enum(Scopes)).min(1),
+        /** Stream name globs this token may publish to / read ("*" = all). Default all. */
+        streams: z.array(z.string()).default(['*']),
+      }),
+    )
+    .default([]),
+});
+
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   storage,
-  /** Reserved for the gateway (HTTP API, MQTT broker, auth); accepted and validated there. */
-  http: z.record(z.string(), z.unknown()).optional(),
+  http: http.default({
+    listen: '127.0.0.1:8080',
+    maxBodyBytes: 2 * 1024 ** 3,
+    maxBatchBytes: 64 * 1024 ** 2,
+  }),
+  /** Reserved for the MQTT broker issue; accepted, not yet used. */
   mqtt: z.record(z.string(), z.unknown()).optional(),
-  auth: z.record(z.string(), z.unknown()).optional(),
+  auth: auth.default({ tokens: [] }),
   shutdownTimeout: duration.default(10_000),
   streams: z.record(z.string(), z.strictObject({}).default({})).default({}),
   targets: z.record(z.string().regex(NAME, nameMessage), targetSchema).default({}),

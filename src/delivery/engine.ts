@@ -15,6 +15,8 @@ import type { Target } from './target.js';
 export interface EngineEvents {
   /** A route changed state (the gateway logs it and exports it as a metric). */
   stateChange?: (route: string, from: RouteState, to: RouteState) => void;
+  /** One delivery attempt (a batch) of a route took `seconds`. */
+  attempt?: (route: string, seconds: number) => void;
   /** An internal failure the engine survived (e.g. a progress save failed). */
   error?: (err: unknown, context: string) => void;
 }
@@ -38,6 +40,7 @@ interface Waiter {
   stream: string;
   seq: number;
   resolve: () => void;
+  reject: (err: Error) => void;
 }
 
 export class DeliveryEngine {
@@ -63,6 +66,7 @@ export class DeliveryEngine {
         onStateChange: (r, previous) => this.onStateChange(r, previous),
         onSettled: (stream) => this.wakeWaiters(stream),
         onError: (err, context) => this.options.events?.error?.(err, context),
+        onAttempt: (seconds) => this.options.events?.attempt?.(route.name, seconds),
         progressSaveDelayMs: options.progressSaveDelayMs,
       });
       this.runners.set(route.name, runner);
@@ -180,6 +184,11 @@ export class DeliveryEngine {
       const waiter: Waiter = {
         stream,
         seq,
+        reject: (err) => {
+          timer.cancel();
+          this.waiters.delete(waiter);
+          reject(err);
+        },
         resolve: () => {
           if (!settled()) return;
           timer.cancel();
@@ -194,6 +203,11 @@ export class DeliveryEngine {
       this.waiters.add(waiter);
     });
     return this.receipt(stream, seq);
+  }
+
+  /** Ends every wait for delivery with `err` (at shutdown). */
+  rejectWaiters(err: Error): void {
+    for (const w of [...this.waiters]) w.reject(err);
   }
 
   private wakeWaiters(stream: string): void {

@@ -36,6 +36,8 @@ export interface RouteRunnerDeps {
   onStateChange: (runner: RouteRunner, previous: RouteState) => void;
   /** Messages of a stream reached a final state on this route (receipts). */
   onSettled: (stream: string) => void;
+  /** One delivery attempt (a batch) took `seconds`, whatever its outcome. */
+  onAttempt?: (seconds: number) => void;
   /** An unexpected internal failure (e.g. saving progress failed); the runner keeps going. */
   onError: (err: unknown, context: string) => void;
   /** Coalescing delay for saving progress after acks, ms. */
@@ -481,7 +483,9 @@ export class RouteRunner {
         attempt,
       };
     });
+    const started = performance.now();
     const outcomes = await this.deliver(deliveries);
+    this.deps.onAttempt?.((performance.now() - started) / 1000);
     try {
       // Answers cut short by shutdown are not failures: those messages just stay pending.
       const answered = this.running ? outcomes : outcomes.map((o) => (o.kind === 'nack' ? undefined : o));

@@ -474,6 +474,7 @@ export class Log {
     let seq = startSeq;
     let failure: unknown;
     let io: Promise<void> | undefined;
+    let started = 0;
     const timestamps = { min: seg.minTimestamp, max: seg.maxTimestamp };
     try {
       for (const pending of round.appends) {
@@ -503,6 +504,7 @@ export class Log {
       }
       this.nextSeq = seq;
       const file = await seg.acquire();
+      started = performance.now();
       io = (async () => {
         try {
           await file.write([buffer], startSize);
@@ -519,6 +521,7 @@ export class Log {
       failure = err;
     }
     if (failure === undefined && !round.abandoned) {
+      this.opts.onCommit((performance.now() - started) / 1000);
       seg.size = startSize + bytes;
       this.committedSeq = this.nextSeq - 1;
       this.dirty = true;

@@ -27,6 +27,8 @@ export interface LogOptions {
   maxWriteBytes?: number;
   /** Segment files kept open for reading at once. Default 32. */
   maxOpenSegments?: number;
+  /** Called after each committed group write (and its fdatasync with `always`), in seconds. */
+  onCommit?: (seconds: number) => void;
   /** Called for each record found damaged (recovery, or a read). */
   onCorruption?: (report: CorruptionReport) => void;
   /** The file layer; tests inject faults through it. Default: node:fs. */
@@ -59,6 +61,7 @@ export function resolveLogOptions(options: LogOptions = {}): ResolvedLogOptions 
     maxWriteBytes: options.maxWriteBytes ?? 8 * MiB,
     maxOpenSegments: options.maxOpenSegments ?? 32,
     onCorruption: options.onCorruption ?? (() => {}),
+    onCommit: options.onCommit ?? (() => {}),
     fileSystem: options.fileSystem ?? nodeFileSystem,
     now: options.now ?? Date.now,
   };

@@ -1,0 +1,122 @@
+/**
+ * Prometheus metrics (prom-client), gathered at scrape time from the routes' and streams'
+ * snapshots, plus histograms fed by the engine (delivery latency) and the log (fsync latency).
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { RouteStates } from '../store/route-progress.js';
+import type { Waystation } from '../waystation.js';
+
+export interface Metrics {
+  registry: Registry;
+  /** Updates the snapshot-based metrics (streams, routes); call before reading the registry. */
+  refresh(): Promise<void>;
+  /** One delivery attempt (a batch) to a route's target took `seconds`. */
+  observeDelivery(route: string, seconds: number): void;
+  /** One log write + fdatasync took `seconds`. */
+  observeFsync(seconds: number): void;
+}
+
+const OUTCOMES = ['forwarded', 'expired', 'pruned', 'purged', 'deadLettered'] as const;
+
+export function createMetrics(ws: () => Waystation | undefined): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+
+  const up = new Gauge({ name: 'waystation_up', help: '1 while the gateway is open', registers });
+  const streamMessages = new Gauge({
+    name: 'waystation_stream_messages',
+    help: 'Messages held in the stream log',
+    labelNames: ['stream'],
+    registers,
+  });
+  const streamBytes = new Gauge({
+    name: 'waystation_stream_bytes',
+    help: 'Bytes of the stream log on disk',
+    labelNames: ['stream'],
+    registers,
+  });
+  const backlog = new Gauge({
+    name: 'waystation_route_backlog_messages',
+    help: 'Pending messages not at the target',
+    labelNames: ['route'],
+    registers,
+  });
+  const backlogBytes = new Gauge({
+    name: 'waystation_route_backlog_bytes',
+    help: 'Log bytes from the oldest pending message on',
+    labelNames: ['route'],
+    registers,
+  });
+  const inFlight = new Gauge({
+    name: 'waystation_route_in_flight_messages',
+    help: 'Messages at the target now',
+    labelNames: ['route'],
+    registers,
+  });
+  const state = new Gauge({
+    name: 'waystation_route_state',
+    help: '1 for the state the route is in, 0 for the others',
+    labelNames: ['route', 'state'],
+    registers,
+  });
+  const messages = new Counter({
+    name: 'waystation_route_messages_total',
+    help: 'Messages that reached a final state on the route, by outcome',
+    labelNames: ['route', 'outcome'],
+    registers,
+  });
+  const redelivered = new Counter({
+    name: 'waystation_route_redeliveries_total',
+    help: 'Deliveries of messages sent before',
+    labelNames: ['route'],
+    registers,
+  });
+  const failures = new Counter({
+    name: 'waystation_route_failures_total',
+    help: 'Delivery attempts answered nack or timed out',
+    labelNames: ['route'],
+    registers,
+  });
+  const delivery = new Histogram({
+    name: 'waystation_delivery_seconds',
+    help: 'Time of one delivery attempt (a batch) to a target',
+    labelNames: ['route'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers,
+  });
+  const fsync = new Histogram({
+    name: 'waystation_log_write_fsync_seconds',
+    help: 'Time of one group-commit write (and fdatasync) of a log',
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 1],
+    registers,
+  });
+  collectDefaultMetrics({ register: registry, prefix: 'waystation_' });
+
+  return {
+    registry,
+    // prom-client collects metrics in parallel, so snapshots are gathered before, in one pass.
+    async refresh() {
+      const w = ws();
+      up.set(w ? 1 : 0);
+      if (!w) return;
+      for (const s of w.streams()) {
+        streamMessages.set({ stream: s.name }, s.messages);
+        streamBytes.set({ stream: s.name }, s.bytes);
+      }
+      messages.reset();
+      redelivered.reset();
+      failures.reset();
+      for (const r of await w.routes()) {
+        backlog.set({ route: r.name }, r.inQueue);
+        backlogBytes.set({ route: r.name }, r.usedBytes);
+        inFlight.set({ route: r.name }, r.inFlight);
+        for (const s of RouteStates) state.set({ route: r.name, state: s }, r.state === s ? 1 : 0);
+        for (const o of OUTCOMES) messages.inc({ route: r.name, outcome: o }, r[o]);
+        redelivered.inc({ route: r.name }, r.redelivered);
+        failures.inc({ route: r.name }, r.failures);
+      }
+    },
+    observeDelivery: (route, seconds) => delivery.observe({ route }, seconds),
+    observeFsync: (seconds) => fsync.observe(seconds),
+  };
+}

@@ -1,0 +1,230 @@
+/**
+ * HTTP ingest (SPEC §5): single-message publish (the body streamed straight to the store, so a
+ * 2 GiB payload never sits in memory), all-or-nothing NDJSON batches, and receipts with
+ * long-polling. A 202 is sent only once the message is durable.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { parseDuration } from '../../config/units.js';
+import { BadRequestError, PayloadTooLargeError, WaitTimeoutError } from '../../errors.js';
+import type { BatchMessage, Waystation } from '../../waystation.js';
+import type { Scope } from './auth.js';
+
+export interface PublishRoutesOptions {
+  ws: Waystation;
+  maxBodyBytes: number;
+  maxBatchBytes: number;
+  /** Throws 401/403 unless the request may use `scope` (on `stream`). */
+  authorize: (req: FastifyRequest, scope: Scope, stream?: string) => void;
+}
+
+const HEADER_PREFIX = 'waystation-header-';
+
+const publishedSchema = {
+  type: 'object',
+  properties: { id: { type: 'string' }, stream: { type: 'string' }, seq: { type: 'integer' } },
+  required: ['id', 'stream', 'seq'],
+} as const;
+
+const streamParams = {
+  type: 'object',
+  properties: { stream: { type: 'string', minLength: 1, maxLength: 128 } },
+  required: ['stream'],
+} as const;
+
+export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOptions): Promise<void> {
+  const { ws } = opts;
+
+  await app.register(async (raw) => {
+    // The body is handed over as the raw request stream, whatever its content type.
+    raw.removeAllContentTypeParsers();
+    raw.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+
+    raw.post<{ Params: { stream: string } }>(
+      '/v1/streams/:stream/messages',
+      {
+        schema: {
+          summary: 'Publish one message; 202 once it is durable',
+          params: streamParams,
+          response: { 202: publishedSchema },
+        },
+      },
+      async (req, reply) => {
+        const { stream } = req.params;
+        opts.authorize(req, 'publish', stream);
+        const declared = Number(req.headers['content-length'] ?? Number.NaN);
+        if (declared > opts.maxBodyBytes) throw new PayloadTooLargeError(opts.maxBodyBytes);
+        const body = req.body as AsyncIterable<Uint8Array> | undefined;
+        const payload = body ? limited(body, opts.maxBodyBytes) : new Uint8Array(0);
+        const ref = await ws.publish(stream, payload, {
+          key: header(req, 'waystation-key'),
+          headers: messageHeaders(req),
+          ttl: ttlOf(req),
+          idempotencyKey: header(req, 'idempotency-key'),
+        });
+        return reply.code(202).send(ref);
+      },
+    );
+  });
+
+  await app.register(async (batch) => {
+    batch.removeAllContentTypeParsers();
+    batch.addContentTypeParser(
+      '*',
+      { parseAs: 'string', bodyLimit: opts.maxBatchBytes },
+      (_req, body, done) => done(null, body),
+    );
+
+    batch.post<{ Params: { stream: string } }>(
+      '/v1/streams/:stream/messages::batch',
+      {
+        bodyLimit: opts.maxBatchBytes,
+        schema: {
+          summary: 'Publish NDJSON messages all-or-nothing; 202 once all are durable',
+          params: streamParams,
+          response: {
+            202: { type: 'object', properties: { ids: { type: 'array', items: { type: 'string' } } } },
+          },
+        },
+      },
+      async (req, reply) => {
+        const { stream } = req.params;
+        opts.authorize(req, 'publish', stream);
+        const messages = parseNdjson(String(req.body ?? ''));
+        const refs = await ws.publishBatch(stream, messages, {
+          idempotencyKey: header(req, 'idempotency-key'),
+        });
+        return reply.code(202).send({ ids: refs.map((r) => r.id) });
+      },
+    );
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { wait?: 'delivered'; timeout?: string } }>(
+    '/v1/messages/:id',
+    {
+      schema: {
+        summary: "A message's status per route, optionally waiting until every route is done with it",
+        params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+        querystring: {
+          type: 'object',
+          properties: { wait: { type: 'string', enum: ['delivered'] }, timeout: { type: 'string' } },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (req) => {
+      const { id } = req.params;
+      opts.authorize(req, 'read');
+      const status = await ws.messageStatus(id);
+      opts.authorize(req, 'read', status.stream);
+      if (req.query.wait !== 'delivered') return { ...status, settled: settled(status.routes) };
+      const timeout = parseDuration(req.query.timeout ?? '30s');
+      if (timeout === undefined || timeout > 300_000) {
+        throw new BadRequestError('timeout must be a duration of at most 5m, e.g. "30s".');
+      }
+      try {
+        return { ...(await ws.messageStatus(id, { waitFor: 'delivered', timeout })), settled: true };
+      } catch (err) {
+        // A long-poll that runs out answers the current state rather than an error.
+        if (err instanceof WaitTimeoutError) return { ...(await ws.messageStatus(id)), settled: false };
+        throw err;
+      }
+    },
+  );
+}
+
+function settled(routes: Record<string, string>): boolean {
+  return Object.values(routes).every((s) => s !== 'pending');
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function ttlOf(req: FastifyRequest): number | undefined {
+  const raw = header(req, 'waystation-ttl');
+  if (raw === undefined) return undefined;
+  const ms = parseDuration(/^\d+$/.test(raw) ? Number(raw) * 1000 : raw);
+  if (ms === undefined)
+    throw new BadRequestError(
+      `Waystation-TTL "${raw}" is not a duration: write seconds ("30") or "30s", "5m".`,
+    );
+  return ms;
+}
+
+/** Message headers: content-type, and every Waystation-Header-<name>. */
+function messageHeaders(req: FastifyRequest): Record<string, string> {
+  const out: Record<string, string> = {};
+  const contentType = header(req, 'content-type');
+  if (contentType !== undefined) out['content-type'] = contentType;
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (!name.startsWith(HEADER_PREFIX) || value === undefined) continue;
+    out[name.slice(HEADER_PREFIX.length)] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+/** Passes the body through, failing with 413 once it passes `limit` (nothing is stored then). */
+async function* limited(body: AsyncIterable<Uint8Array>, limit: number): AsyncGenerator<Uint8Array> {
+  let seen = 0;
+  for await (const chunk of body) {
+    seen += chunk.byteLength;
+    if (seen > limit) throw new PayloadTooLargeError(limit);
+    yield chunk;
+  }
+}
+
+interface BatchLine {
+  payload?: unknown;
+  payloadBase64?: unknown;
+  key?: unknown;
+  headers?: unknown;
+  ttl?: unknown;
+}
+
+function parseNdjson(text: string): BatchMessage[] {
+  const messages: BatchMessage[] = [];
+  const lines = text.split('\n');
+  for (const [i, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === '') continue;
+    const at = `line ${i + 1}`;
+    let obj: BatchLine;
+    try {
+      obj = JSON.parse(line) as BatchLine;
+    } catch {
+      throw new BadRequestError(
+        `${at} is not JSON; send one {"payload"|"payloadBase64","key","headers"} object per line.`,
+      );
+    }
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj))
+      throw new BadRequestError(`${at} is not a JSON object.`);
+    let payload: Buffer;
+    if (typeof obj.payload === 'string' && obj.payloadBase64 === undefined)
+      payload = Buffer.from(obj.payload);
+    else if (typeof obj.payloadBase64 === 'string' && obj.payload === undefined)
+      payload = Buffer.from(obj.payloadBase64, 'base64');
+    else throw new BadRequestError(`${at} needs exactly one of "payload" (string) or "payloadBase64".`);
+    if (obj.key !== undefined && typeof obj.key !== 'string')
+      throw new BadRequestError(`${at}: "key" must be a string.`);
+    const headers = obj.headers ?? {};
+    if (
+      typeof headers !== 'object' ||
+      headers === null ||
+      Object.values(headers).some((v) => typeof v !== 'string')
+    ) {
+      throw new BadRequestError(`${at}: "headers" must be an object of strings.`);
+    }
+    if (obj.ttl !== undefined && typeof obj.ttl !== 'string' && typeof obj.ttl !== 'number') {
+      throw new BadRequestError(`${at}: "ttl" must be a duration ("30s") or ms.`);
+    }
+    messages.push({
+      payload,
+      key: obj.key as string | undefined,
+      headers: headers as Record<string, string>,
+      ttl: obj.ttl as string | number | undefined,
+    });
+  }
+  if (messages.length === 0) throw new BadRequestError('The batch is empty: send one JSON object per line.');
+  return messages;
+}
