@@ -1,0 +1,294 @@
+#!/usr/bin/env node
+/**
+ * The `waystation` command (SPEC §5). `start` runs the gateway in this process; `validate`
+ * checks a configuration file; every other command talks to a running gateway's HTTP API
+ * (`--url`/`WAYSTATION_URL`, `--token`/`WAYSTATION_TOKEN`). Failures print one line and exit 1.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { loadConfigFile } from '../config/load.js';
+import { parseConfig } from '../config/resolve.js';
+import { ConfigError, WaystationError } from '../errors.js';
+import { Gateway } from '../gateway.js';
+import { hashToken } from '../ingest/http/auth.js';
+import { ApiClient, ApiError } from './client.js';
+import { printTable } from './table.js';
+
+// `waystation routes | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
+const program = new Command();
+program
+  .name('waystation')
+  .description('Durable store-and-forward message gateway')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+const urlOption = () =>
+  new Option('--url <url>', 'gateway HTTP API').env('WAYSTATION_URL').default('http://127.0.0.1:8080');
+const tokenOption = () => new Option('--token <token>', 'bearer token').env('WAYSTATION_TOKEN');
+const jsonOption = () => new Option('--json', 'print JSON for scripts');
+
+function client(opts: { url: string; token?: string }): ApiClient {
+  return new ApiClient(opts.url, opts.token);
+}
+
+program
+  .command('start')
+  .description('run the gateway (without --config: the embedded default configuration)')
+  .option('--config <file>', 'YAML or JSON configuration file')
+  .option('--data-dir <dir>', 'data directory (overrides the configuration)')
+  .action(async (opts: { config?: string; dataDir?: string }) => {
+    const gateway = await Gateway.start({ configPath: opts.config, dataDir: opts.dataDir });
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        gateway.logger.warn(`${signal} again: exiting now`);
+        process.exit(1);
+      }
+      stopping = true;
+      gateway.logger.info(`${signal} received`);
+      gateway.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          gateway.logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+program
+  .command('validate')
+  .description('check a configuration file: errors exit 1, warnings are printed and exit 0')
+  .requiredOption('--config <file>', 'YAML or JSON configuration file')
+  .action(async (opts: { config: string }) => {
+    const { warnings, routes, streams } = parseConfig(await loadConfigFile(opts.config));
+    for (const w of warnings) process.stdout.write(`warning: ${w.path}: ${w.message}\n`);
+    process.stdout.write(`${opts.config}: valid (${streams.length} streams, ${routes.length} routes)\n`);
+  });
+
+program
+  .command('status')
+  .description('health, streams and routes of a running gateway')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (opts: { url: string; token?: string; json?: boolean }) => {
+    const api = client(opts);
+    const ready = await api
+      .get<{ status: string }>('/readyz')
+      .catch((err: unknown) => ({ status: String(err) }));
+    const { streams } = await api.get<{ streams: Record<string, unknown>[] }>('/v1/streams');
+    const { routes } = await api.get<{ routes: Record<string, unknown>[] }>('/v1/routes');
+    if (opts.json) return print({ ready: ready.status === 'ready', streams, routes });
+    process.stdout.write(`${opts.url}: ${ready.status}\n\n`);
+    printTable(streams, ['name', 'firstSeq', 'lastSeq', 'messages', 'bytes']);
+    process.stdout.write('\n');
+    printRoutes(routes);
+  });
+
+program
+  .command('publish')
+  .description('publish one message from a file or stdin; prints its id once durable')
+  .argument('<stream>')
+  .option('--key <key>', 'ordering key')
+  .option('--header <k=v>', 'message header (repeatable)', (v: string, all: string[]) => [...all, v], [])
+  .option('--ttl <duration>', 'time to live, e.g. 30s')
+  .option('--idempotency-key <key>', 'a retry with the same key returns the first id')
+  .option('--content-type <type>', 'content type of the payload')
+  .option('--file <file>', 'payload file (default: stdin)')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (stream: string, opts: PublishOpts) => {
+    const headers: Record<string, string> = {};
+    for (const h of opts.header) {
+      const at = h.indexOf('=');
+      if (at < 1) throw new UsageError(`--header "${h}" must be name=value`);
+      headers[`waystation-header-${h.slice(0, at).toLowerCase()}`] = h.slice(at + 1);
+    }
+    if (opts.key !== undefined) headers['waystation-key'] = opts.key;
+    if (opts.ttl !== undefined) headers['waystation-ttl'] = opts.ttl;
+    if (opts.idempotencyKey !== undefined) headers['idempotency-key'] = opts.idempotencyKey;
+    headers['content-type'] = opts.contentType ?? 'application/octet-stream';
+    let body: NodeJS.ReadableStream = process.stdin;
+    if (opts.file !== undefined) {
+      headers['content-length'] = String((await stat(opts.file)).size);
+      body = createReadStream(opts.file);
+    }
+    const ref = await client(opts).send<{ id: string; seq: number }>(
+      'POST',
+      `/v1/streams/${encodeURIComponent(stream)}/messages`,
+      body,
+      headers,
+    );
+    if (opts.json) return print(ref);
+    process.stdout.write(`${ref.id}\n`);
+  });
+
+program
+  .command('routes')
+  .description('routes with state and counters')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (opts: { url: string; token?: string; json?: boolean }) => {
+    const { routes } = await client(opts).get<{ routes: Record<string, unknown>[] }>('/v1/routes');
+    if (opts.json) return print(routes);
+    printRoutes(routes);
+  });
+
+program
+  .command('route')
+  .description('store (hold) or forward a route')
+  .argument('<action>', 'store | forward')
+  .argument('<name>')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (action: string, name: string, opts: { url: string; token?: string; json?: boolean }) => {
+    if (action !== 'store' && action !== 'forward')
+      throw new UsageError(`route action must be store or forward, not "${action}"`);
+    const snap = await client(opts).send<Record<string, unknown>>(
+      'POST',
+      `/v1/routes/${encodeURIComponent(name)}/${action}`,
+    );
+    if (opts.json) return print(snap);
+    process.stdout.write(`${name}: ${snap.state}\n`);
+  });
+
+program
+  .command('purge')
+  .description('purge all pending messages of a route, or the oldest N')
+  .argument('<route>')
+  .option('--top <n>', 'only the oldest N', (v) => Number(v))
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (route: string, opts: { url: string; token?: string; json?: boolean; top?: number }) => {
+    const query = opts.top === undefined ? '' : `?top=${opts.top}`;
+    const res = await client(opts).send<{ purged: number }>(
+      'POST',
+      `/v1/routes/${encodeURIComponent(route)}/purge${query}`,
+    );
+    if (opts.json) return print(res);
+    process.stdout.write(`${route}: ${res.purged} messages purged\n`);
+  });
+
+program
+  .command('dlq')
+  .description('dead letters of a route: list | show | resubmit | delete')
+  .argument('<action>', 'list | show | resubmit | delete')
+  .argument('<route>')
+  .argument('[ids...]', 'dead letter (message) ids')
+  .option('--all', 'resubmit or delete all of them')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (action: string, route: string, ids: string[], opts: DlqOpts) => {
+    const api = client(opts);
+    const base = `/v1/routes/${encodeURIComponent(route)}/dead-letters`;
+    if (action === 'list' || action === 'show') {
+      const { deadLetters } = await api.get<{ deadLetters: Record<string, unknown>[] }>(base);
+      const shown = action === 'show' ? deadLetters.filter((d) => ids.includes(String(d.id))) : deadLetters;
+      if (action === 'show' && shown.length === 0)
+        throw new UsageError(`no dead letter ${ids.join(', ')} on route ${route}`);
+      if (opts.json || action === 'show') return print(shown);
+      return printTable(shown, ['id', 'stream', 'seq', 'reason', 'attempts', 'lastError']);
+    }
+    if (action !== 'resubmit' && action !== 'delete')
+      throw new UsageError(`dlq action must be list, show, resubmit or delete`);
+    if (!opts.all && ids.length === 0) throw new UsageError(`name the ids to ${action}, or pass --all`);
+    const body = JSON.stringify(opts.all ? { all: true } : { ids });
+    const res =
+      action === 'resubmit'
+        ? await api.send<{ resubmitted: number }>('POST', `${base}/resubmit`, body, {
+            'content-type': 'application/json',
+          })
+        : await api.send<{ deleted: number }>('DELETE', base, body, { 'content-type': 'application/json' });
+    if (opts.json) return print(res);
+    process.stdout.write(
+      `${route}: ${Object.values(res)[0]} dead letters ${action === 'resubmit' ? 'resubmitted' : 'deleted'}\n`,
+    );
+  });
+
+program
+  .command('topics')
+  .description('MQTT store-and-forward topics (arrives with the MQTT broker)')
+  .allowUnknownOption()
+  .action(() => {
+    throw new UsageError(
+      'MQTT store-and-forward topics are not available in this version yet (they arrive with the MQTT broker)',
+    );
+  });
+
+program
+  .command('hash-token')
+  .description('print the tokenHash to put in auth.tokens for a token (a new random one if none is given)')
+  .argument('[token]')
+  .action((token?: string) => {
+    const value = token ?? randomToken();
+    if (!token) process.stdout.write(`token:     ${value}\n`);
+    process.stdout.write(`tokenHash: ${hashToken(value)}\n`);
+  });
+
+interface PublishOpts {
+  key?: string;
+  header: string[];
+  ttl?: string;
+  idempotencyKey?: string;
+  contentType?: string;
+  file?: string;
+  url: string;
+  token?: string;
+  json?: boolean;
+}
+
+interface DlqOpts {
+  all?: boolean;
+  url: string;
+  token?: string;
+  json?: boolean;
+}
+
+class UsageError extends Error {}
+
+function randomToken(): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString('base64url');
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function printRoutes(routes: Record<string, unknown>[]): void {
+  printTable(routes, [
+    'name',
+    'state',
+    'inQueue',
+    'inFlight',
+    'forwarded',
+    'deadLettered',
+    'expired',
+    'pruned',
+    'lastError',
+  ]);
+}
+
+program.parseAsync().catch((err: unknown) => {
+  const message =
+    err instanceof ConfigError
+      ? err.message
+      : err instanceof ApiError || err instanceof WaystationError || err instanceof UsageError
+        ? err.message
+        : `unexpected failure: ${(err as Error).stack ?? String(err)}`;
+  process.stderr.write(`waystation: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const repo = fileURLToPath(new URL('../..', import.meta.url));
+const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `waystation <args>` (from source) to completion. */
+export function cli(
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      ['--import', 'tsx', main, ...args],
+      { cwd: repo, env: { ...process.env, WAYSTATION_LOG_LEVEL: 'warn', ...options.env }, timeout: 30_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    if (options.input !== undefined) child.stdin!.end(options.input);
+    else child.stdin!.end();
+  });
+}
+
+/** Starts `waystation start ...` and resolves once it logs its URL. */
+export async function startCli(
+  args: readonly string[],
+): Promise<{ proc: ChildProcess; url: string; logs: string[] }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', main, 'start', ...args], {
+    cwd: repo,
+    env: { ...process.env, WAYSTATION_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${logs.join('\n')}`)), 20_000);
+    proc.once('exit', (code) => reject(new Error(`gateway exited with ${code}:\n${logs.join('\n')}`)));
+    createInterface({ input: proc.stderr! }).on('line', (l) => logs.push(l));
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      logs.push(l);
+      const m = /"url":"([^"]+)"/.exec(l);
+      if (m && l.includes('listening')) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+  return { proc, url, logs };
+}
