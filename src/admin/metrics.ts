@@ -23,6 +23,11 @@ export function createMetrics(ws: () => Waystation | undefined): Metrics {
   const registers = [registry];
 
   const up = new Gauge({ name: 'waystation_up', help: '1 while the gateway is open', registers });
+  const peakRss = new Gauge({
+    name: 'waystation_process_peak_rss_bytes',
+    help: 'Largest resident set size of the process so far',
+    registers,
+  });
   const streamMessages = new Gauge({
     name: 'waystation_stream_messages',
     help: 'Messages held in the stream log',
@@ -98,6 +103,7 @@ export function createMetrics(ws: () => Waystation | undefined): Metrics {
     async refresh() {
       const w = ws();
       up.set(w ? 1 : 0);
+      peakRss.set(process.resourceUsage().maxRSS * 1024);
       if (!w) return;
       for (const s of w.streams()) {
         streamMessages.set({ stream: s.name }, s.messages);
