@@ -196,6 +196,7 @@ export async function buildHttpApp(
     ws,
     maxBodyBytes: config.http.maxBodyBytes,
     maxBatchBytes: config.http.maxBatchBytes,
+    inlineBodyBytes: config.storage.blobThreshold,
     authorize,
   });
   await app.register(adminRoutes, { ws, authorize });

@@ -13,6 +13,8 @@ export interface PublishRoutesOptions {
   ws: Waystation;
   maxBodyBytes: number;
   maxBatchBytes: number;
+  /** Bodies up to this size (with a Content-Length) are read whole: storage.blobThreshold. */
+  inlineBodyBytes: number;
   /** Throws 401/403 unless the request may use `scope` (on `stream`). */
   authorize: (req: FastifyRequest, scope: Scope, stream?: string) => void;
 }
@@ -53,8 +55,14 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
         opts.authorize(req, 'publish', stream);
         const declared = Number(req.headers['content-length'] ?? Number.NaN);
         if (declared > opts.maxBodyBytes) throw new PayloadTooLargeError(opts.maxBodyBytes);
-        const body = req.body as AsyncIterable<Uint8Array> | undefined;
-        const payload = body ? limited(body, opts.maxBodyBytes) : new Uint8Array(0);
+        const body = req.body as NodeJS.ReadableStream | undefined;
+        // A small body with a declared length is read into memory (the log's fast, ordered path);
+        // anything else streams to a side file as it arrives.
+        const payload = !body
+          ? new Uint8Array(0)
+          : declared <= opts.inlineBodyBytes
+            ? await readSmall(body, declared)
+            : limited(body as AsyncIterable<Uint8Array>, opts.maxBodyBytes);
         const ref = await ws.publish(stream, payload, {
           key: header(req, 'waystation-key'),
           headers: messageHeaders(req),
@@ -162,6 +170,22 @@ function messageHeaders(req: FastifyRequest): Record<string, string> {
     out[name.slice(HEADER_PREFIX.length)] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
+}
+
+/** Reads a body of a known, small length into one buffer. */
+function readSmall(body: NodeJS.ReadableStream, length: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let seen = 0;
+    body.on('data', (chunk: Buffer) => {
+      seen += chunk.byteLength;
+      if (seen > length)
+        return reject(new BadRequestError(`The body is longer than its Content-Length (${length}).`));
+      chunks.push(chunk);
+    });
+    body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, seen)));
+    body.once('error', reject);
+  });
 }
 
 /** Passes the body through, failing with 413 once it passes `limit` (nothing is stored then). */
