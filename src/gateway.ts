@@ -50,12 +50,21 @@ export class Gateway {
 
   static async start(options: GatewayOptions = {}): Promise<Gateway> {
     const env = options.env ?? process.env;
-    const logger = options.logger ?? pino({ level: env.WAYSTATION_LOG_LEVEL ?? 'info' });
+    // JSON lines for log collectors; readable lines when a person watches a terminal.
+    const logger =
+      options.logger ??
+      pino({
+        level: env.WAYSTATION_LOG_LEVEL ?? 'info',
+        transport: process.stdout.isTTY
+          ? { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } }
+          : undefined,
+      });
     const input: WaystationConfigInput = options.configPath
       ? ((await loadConfigFile(options.configPath, env)) as WaystationConfigInput)
       : defaultConfig;
     const config = { ...input } as Record<string, unknown>;
-    if (options.dataDir) config.dataDir = options.dataDir;
+    // --data-dir is the user's path, relative to where they typed it.
+    if (options.dataDir) config.dataDir = resolve(options.dataDir);
     if (options.listen) config.http = { ...(config.http as object | undefined), listen: options.listen };
     const { config: parsed } = parseConfig(config);
     const baseDir = options.configPath ? dirname(resolve(options.configPath)) : process.cwd();
