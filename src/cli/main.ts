@@ -6,6 +6,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { Transform } from 'node:stream';
 import { Command, Option } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { parseConfig } from '../config/resolve.js';
@@ -120,8 +121,10 @@ program
     headers['content-type'] = opts.contentType ?? 'application/octet-stream';
     let body: NodeJS.ReadableStream = process.stdin;
     if (opts.file !== undefined) {
-      headers['content-length'] = String((await stat(opts.file)).size);
+      const size = (await stat(opts.file)).size;
+      headers['content-length'] = String(size);
       body = createReadStream(opts.file);
+      if (process.stderr.isTTY && size > 8 * 1024 * 1024) body = body.pipe(progress(size));
     }
     const ref = await client(opts).send<{ id: string; seq: number }>(
       'POST',
@@ -259,6 +262,24 @@ interface DlqOpts {
 }
 
 class UsageError extends Error {}
+
+/** Shows how much of a large upload went out, on the terminal. */
+function progress(total: number): Transform {
+  let sent = 0;
+  let shown = -1;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      sent += chunk.byteLength;
+      const percent = Math.floor((sent / total) * 100);
+      if (percent !== shown) {
+        shown = percent;
+        process.stderr.write(`\r  ${percent}%  ${(sent / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`);
+        if (sent >= total) process.stderr.write('\n');
+      }
+      done(null, chunk);
+    },
+  });
+}
 
 function randomToken(): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString('base64url');

@@ -171,7 +171,13 @@ describe('message fates (property)', () => {
           await sim.ws.close();
         },
       ),
-      { numRuns: Number(process.env.WAYSTATION_PROPERTY_RUNS ?? 40) },
+      {
+        numRuns: Number(process.env.WAYSTATION_PROPERTY_RUNS ?? 40),
+        // Replays a failure: the seed fast-check printed.
+        ...(process.env.WAYSTATION_PROPERTY_SEED
+          ? { seed: Number(process.env.WAYSTATION_PROPERTY_SEED) }
+          : {}),
+      },
     );
   }, 120_000);
 });

@@ -70,6 +70,24 @@ describe('HTTP API', () => {
     expect(streams.json()).toMatchObject({ name: 'orders', lastSeq: 2 });
   });
 
+  it('refuses bodies over http.maxBodyBytes with 413 and stores nothing', async () => {
+    ({ gw } = await startGateway({ ...config, http: { maxBodyBytes: 1000 } }));
+    const declared = await gw.app.inject({
+      method: 'POST',
+      url: '/v1/streams/orders/messages',
+      payload: 'x'.repeat(2000),
+    });
+    expect(declared.statusCode).toBe(413);
+    expect(declared.json().error.code).toBe('WS_ERR_HTTP_PAYLOAD_TOO_LARGE');
+    const ok = await gw.app.inject({
+      method: 'POST',
+      url: '/v1/streams/orders/messages',
+      payload: 'x'.repeat(1000),
+    });
+    expect(ok.statusCode).toBe(202);
+    expect((await gw.app.inject({ url: '/v1/streams/orders' })).json().lastSeq).toBe(1);
+  });
+
   it('dedupes a retried publish with the same Idempotency-Key', async () => {
     ({ gw } = await startGateway(config));
     const send = () =>

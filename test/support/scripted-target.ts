@@ -14,6 +14,12 @@ export class ScriptedTarget implements Target {
     this.batches++;
     const outcomes: Outcome[] = [];
     for (const d of batch) {
+      // Like the HTTP target: what follows a nack in a batch is not attempted (keeps fifo order).
+      const failed = outcomes.find((o) => o.kind === 'nack');
+      if (failed) {
+        outcomes.push(failed);
+        continue;
+      }
       this.attempts.push(d);
       const b = this.behaviour;
       const outcome: Outcome | 'hang' =
