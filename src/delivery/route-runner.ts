@@ -406,7 +406,10 @@ export class RouteRunner {
     const expired: number[] = [];
     const blocked = opts.ordering === 'key' ? this.blockedKeys(stream.name, now) : undefined;
     let bytes = 0;
+    const flying = this.flying.get(stream.name)!;
     for (const m of messages) {
+      // The read was asynchronous: retention, a purge or another pick may have taken it meanwhile.
+      if (p.done.has(m.seq) || flying.has(m.seq)) continue;
       if (this.isExpired(m, now)) {
         expired.push(m.seq);
         continue;
