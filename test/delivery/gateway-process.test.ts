@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Receiver } from '../support/receiver.js';
 import { tempDir } from '../support/tmp.js';
+import { until } from '../support/wait.js';
 
 const child = fileURLToPath(new URL('./gateway-child.ts', import.meta.url));
 
@@ -40,14 +41,6 @@ function startGateway(dataDir: string, url: string, count: number, start = 0): R
     acked,
     line: (pred) => new Promise<void>((resolve) => waiters.push({ pred, resolve })),
   };
-}
-
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('gateway process', () => {

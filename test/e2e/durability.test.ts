@@ -3,33 +3,15 @@
  * a full store, and a large upload.
  */
 import type { ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { startCli } from '../support/cli.js';
+import { startCli, writeConfig } from '../support/cli.js';
 import { Receiver } from '../support/receiver.js';
-import { tempDir } from '../support/tmp.js';
+import { until } from '../support/wait.js';
 
 const procs: ChildProcess[] = [];
 afterEach(() => {
   for (const p of procs.splice(0)) p.kill('SIGKILL');
 });
-
-async function configFile(config: object): Promise<string> {
-  const dir = await tempDir('ws-dur-');
-  const path = join(dir, 'waystation.yaml');
-  await writeFile(path, stringify({ dataDir: './data', http: { listen: '127.0.0.1:0' }, ...config }));
-  return path;
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('gateway durability over HTTP', () => {
   it('delivers every 202-answered message, in order, across a flapping receiver and a SIGKILL', async () => {
@@ -40,7 +22,7 @@ describe('gateway durability over HTTP', () => {
       seen.push(Number(req.body.toString()));
       res.writeHead(200).end();
     };
-    const config = await configFile({
+    const config = await writeConfig({
       targets: { rx: { type: 'http', url: receiver.url, timeout: '2s' } },
       routes: { r: { streams: ['s'], target: 'rx', probeInterval: '100ms', probeIntervalMax: '300ms' } },
     });
@@ -75,7 +57,7 @@ describe('gateway durability over HTTP', () => {
 
   it('answers 507 when storage is full, keeps what it has, and accepts again once routes drained', async () => {
     const receiver = await new Receiver().start();
-    const config = await configFile({
+    const config = await writeConfig({
       storage: { maxBytes: '24KiB', segmentBytes: '4KiB' },
       targets: { rx: { type: 'http', url: receiver.url } },
       routes: { r: { streams: ['s'], target: 'rx' } },
@@ -106,7 +88,7 @@ describe('gateway durability over HTTP', () => {
 
   it('streams a large upload to disk without holding it in memory', async () => {
     const size = Number(process.env.WAYSTATION_HTTP_UPLOAD_BYTES ?? 256 * 1024 * 1024);
-    const config = await configFile({
+    const config = await writeConfig({
       targets: { t: { type: 'null' } },
       routes: { r: { streams: ['big'], target: 't' } },
     });

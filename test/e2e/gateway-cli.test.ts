@@ -4,23 +4,14 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { hashToken } from '../../src/ingest/http/auth.js';
-import { cli, startCli } from '../support/cli.js';
+import { cli, startCli, writeConfig } from '../support/cli.js';
 import { Receiver } from '../support/receiver.js';
-import { tempDir } from '../support/tmp.js';
 
 const procs: ChildProcess[] = [];
 afterEach(() => {
   for (const p of procs.splice(0)) p.kill('SIGKILL');
 });
-
-async function writeConfig(config: object): Promise<string> {
-  const dir = await tempDir('ws-e2e-');
-  const path = join(dir, 'waystation.yaml');
-  await writeFile(path, stringify({ dataDir: './data', http: { listen: '127.0.0.1:0' }, ...config }));
-  return path;
-}
 
 async function exitOf(proc: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => proc.once('exit', (code) => resolve(code)));

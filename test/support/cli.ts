@@ -1,6 +1,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { tempDir } from './tmp.js';
 
 export const repo = fileURLToPath(new URL('../..', import.meta.url));
 const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -53,4 +57,12 @@ export async function startCli(
     });
   });
   return { proc, url, logs };
+}
+
+/** Writes a gateway configuration (data in ./data, an ephemeral loopback port) to a temp dir. */
+export async function writeConfig(config: object): Promise<string> {
+  const dir = await tempDir('ws-e2e-');
+  const path = join(dir, 'waystation.yaml');
+  await writeFile(path, stringify({ dataDir: './data', http: { listen: '127.0.0.1:0' }, ...config }));
+  return path;
 }

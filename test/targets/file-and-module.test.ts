@@ -5,17 +5,10 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { TargetModuleError, Waystation } from '../../src/index.js';
 import { tempDir } from '../support/tmp.js';
+import { until } from '../support/wait.js';
 
 const silent = pino({ level: 'silent' });
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-
-async function until(check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('file target', () => {
   it('appends NDJSON lines, fsyncs before acking, and rotates at maxBytes', async () => {
@@ -35,7 +28,7 @@ describe('file target', () => {
     const text = await readFile(join(dir, 'out', 'orders.ndjson'), 'utf8');
     expect(JSON.parse(text.trim())).toMatchObject({ id, stream: 'orders', seq: 1, payload: '{"n":1}' });
     for (let i = 0; i < 10; i++) await ws.publish('orders', Buffer.from(`{"n":${i + 2}}`));
-    await until(async () => (await ws.route('r').snapshot()).forwarded === 11);
+    await until(async () => (await ws.route('r').snapshot()).forwarded === 11, 5000, 'all 11 delivered');
     await ws.close();
     const files = await readdir(join(dir, 'out'));
     expect(files.length).toBeGreaterThan(1);
@@ -65,7 +58,7 @@ describe('module target', () => {
     const { id } = await ws.publish('s', Buffer.from('hello'));
     await ws.publish('s', Buffer.alloc(0));
     await ws.messageStatus(id, { waitFor: 'delivered', timeout: '5s' });
-    await until(async () => ws.route('r').deadLetters.list().length === 1);
+    await until(() => ws.route('r').deadLetters.list().length === 1, 5000, 'the dead letter');
     expect(await readFile(join(dir, 'out/shout.txt'), 'utf8')).toBe(`${id} HELLO\n`);
     expect(ws.route('r').deadLetters.list()[0]).toMatchObject({
       reason: 'error',
