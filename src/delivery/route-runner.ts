@@ -309,10 +309,16 @@ export class RouteRunner {
     for (let expiredAny = true; chosen.length === 0 && expiredAny; ) {
       const seqs = this.candidates(stream, p, lookahead, now, backward, from);
       if (seqs.length === 0) return undefined;
-      const messages = await this.readCandidates(stream, seqs, backward);
+      const { messages, damaged } = await this.readCandidates(stream, seqs, backward);
+      if (damaged.length > 0)
+        await this.deadLetterDamaged(
+          stream,
+          p,
+          damaged.filter((s) => !p.done.has(s)),
+        );
       const before = this.progress.counters.expired;
       chosen = this.choose(stream, p, messages, max, now);
-      expiredAny = this.progress.counters.expired > before;
+      expiredAny = this.progress.counters.expired > before || damaged.length > 0;
     }
     if (chosen.length === 0) return undefined;
     const onlyPartial =
@@ -371,8 +377,9 @@ export class RouteRunner {
     stream: Stream,
     seqs: readonly number[],
     backward: boolean,
-  ): Promise<StoredMessage[]> {
+  ): Promise<{ messages: StoredMessage[]; damaged: number[] }> {
     const out: StoredMessage[] = [];
+    const damaged: number[] = [];
     let i = 0;
     while (i < seqs.length) {
       // One read per run of consecutive seqs.
@@ -387,10 +394,42 @@ export class RouteRunner {
         maxBytes: Math.max(this.deps.options.batchMaxBytes, 64 * 1024),
       });
       out.push(...got);
-      if (got.length < count) break; // byte budget reached; the rest waits for the next batch
+      // The log skips records it found damaged: those seqs, up to the last record returned
+      // (or the whole run when none was), can never be read. Beyond it: the byte budget.
+      const returned = new Set(got.map((m) => m.seq));
+      const reach = got.length === 0 ? j : i + seqs.slice(i, j + 1).indexOf(got.at(-1)!.seq);
+      for (let k = i; k <= reach; k++) if (!returned.has(seqs[k]!)) damaged.push(seqs[k]!);
+      if (reach < j) break;
       i = j + 1;
     }
-    return out;
+    return { messages: out, damaged };
+  }
+
+  /**
+   * Records that failed their checksum cannot be delivered: they are dead-lettered (reason
+   * `damaged`, counted), so the route moves on and an operator sees them.
+   */
+  private async deadLetterDamaged(stream: Stream, p: StreamProgress, seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    const at = this.deps.clock.now();
+    const letters: DeadLetter[] = seqs.map((seq) => ({
+      id: stream.idOf(seq),
+      stream: stream.name,
+      seq,
+      key: undefined,
+      reason: 'damaged',
+      attempts: 0,
+      lastError: 'the record is damaged on disk (checksum mismatch) and cannot be delivered',
+      at,
+    }));
+    await this.dead.add(letters);
+    this.settle(stream.name, p, seqs, 'dead');
+    this.deps.onError(
+      new Error(
+        `stream ${stream.name}: ${seqs.length} damaged record(s) dead-lettered (seq ${seqs.join(', ')})`,
+      ),
+      `route ${this.name}: reading the backlog`,
+    );
   }
 
   /** Drops expired messages (counted) and applies key blocking and the batch byte limit. */

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { StorageFileSystem } from '../log/index.js';
 import { Journal, type JournalDamage } from './journal.js';
 
-export const DeadLetterReasons = ['error', 'retries-exhausted'] as const;
+export const DeadLetterReasons = ['error', 'retries-exhausted', 'damaged'] as const;
 export type DeadLetterReason = (typeof DeadLetterReasons)[number];
 
 export interface DeadLetter {
