@@ -103,12 +103,97 @@ const moduleTarget = z.strictObject({
   options: z.record(z.string(), z.unknown()).default({}),
 });
 
+const template = z.string().min(1);
+
+const mqttTarget = z.strictObject({
+  type: z.literal('mqtt'),
+  url: z
+    .string()
+    .regex(/^(mqtts?|wss?|tcp|ssl):\/\//, 'write e.g. "mqtt://broker:1883" or "mqtts://broker:8883"'),
+  topic: template.default('{stream}'),
+  qos: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1),
+  retain: z.boolean().default(false),
+  protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  clientId: z.string().optional(),
+  timeout: duration.default(10_000),
+  tls: z
+    .strictObject({
+      ca: z.string().optional(),
+      cert: z.string().optional(),
+      key: z.string().optional(),
+      rejectUnauthorized: z.boolean().default(true),
+    })
+    .optional(),
+  errorCodes: z.array(z.number().int().min(0x80).max(0xff)).optional(),
+  nackCodes: z.array(z.number().int().min(0x80).max(0xff)).optional(),
+});
+
+const amqpTarget = z.strictObject({
+  type: z.literal('amqp'),
+  url: z.string().regex(/^amqps?:\/\//, 'write e.g. "amqp://user:pass@rabbit:5672/vhost"'),
+  exchange: z.string().default(''),
+  routingKey: template.default('{stream}'),
+  persistent: z.boolean().default(true),
+  mandatory: z.boolean().default(true),
+  unroutable: z.enum(['error', 'nack']).default('error'),
+  timeout: duration.default(10_000),
+});
+
+const natsTarget = z.strictObject({
+  type: z.literal('nats'),
+  servers: z.union([z.string(), z.array(z.string()).min(1)]),
+  subject: template.default('{stream}'),
+  jetstream: z.boolean().default(true),
+  user: z.string().optional(),
+  pass: z.string().optional(),
+  token: z.string().optional(),
+  timeout: duration.default(10_000),
+});
+
+const postgresTarget = z.strictObject({
+  type: z.literal('postgres'),
+  connectionString: z.string().regex(/^postgres(ql)?:\/\//, 'write e.g. "postgres://user:pass@db:5432/name"'),
+  table: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/, 'a plain [schema.]table name')
+    .default('waystation_messages'),
+  createTable: z.boolean().default(true),
+  timeout: duration.default(10_000),
+});
+
+const redisTarget = z.strictObject({
+  type: z.literal('redis'),
+  url: z.string().regex(/^rediss?:\/\//, 'write e.g. "redis://127.0.0.1:6379/0"'),
+  stream: template.default('{stream}'),
+  maxLen: positiveInt.optional(),
+  timeout: duration.default(10_000),
+});
+
+const waystationTarget = z.strictObject({
+  type: z.literal('waystation'),
+  url: z.url({ protocol: /^https?$/ }),
+  stream: template.default('{stream}'),
+  token: z.string().optional(),
+  timeout: duration.default(10_000),
+  tls: z
+    .strictObject({ ca: z.string().optional(), rejectUnauthorized: z.boolean().default(true) })
+    .optional(),
+});
+
 export const targetSchema = z.discriminatedUnion('type', [
   httpTarget,
   fileTarget,
   logTarget,
   nullTarget,
   moduleTarget,
+  mqttTarget,
+  amqpTarget,
+  natsTarget,
+  postgresTarget,
+  redisTarget,
+  waystationTarget,
 ]);
 
 const route = z.strictObject({

@@ -16,6 +16,7 @@ import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, nack, permanentError } from '../delivery/target.js';
 import { ndjsonLine } from './ndjson.js';
+import { redactUrl } from './template.js';
 
 export interface HttpTargetOptions {
   url: string;
@@ -116,11 +117,11 @@ export class HttpTarget implements Target {
       const text = await res.body.text().catch(() => '');
       const kind = this.classify(res.statusCode);
       if (kind === 'ack') return ack;
-      const reason = `HTTP ${res.statusCode} from ${this.url.href}${text ? `: ${text.slice(0, 200)}` : ''}`;
+      const reason = `HTTP ${res.statusCode} from ${redactUrl(this.url.href)}${text ? `: ${text.slice(0, 200)}` : ''}`;
       if (kind === 'error') return permanentError(reason);
       return nack(reason, retryAfterMs(res.headers['retry-after']));
     } catch (err) {
-      return nack(`POST ${this.url.href} failed: ${(err as Error).message}`);
+      return nack(`POST ${redactUrl(this.url.href)} failed: ${(err as Error).message}`);
     }
   }
 

@@ -5,11 +5,17 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { TargetConfig } from '../config/schema.js';
 import type { Target } from '../delivery/target.js';
+import { AmqpTarget } from './amqp-target.js';
 import { FileTarget } from './file-target.js';
 import { HttpTarget } from './http-target.js';
 import { LogTarget } from './log-target.js';
 import { loadModuleTarget } from './module-target.js';
+import { MqttTarget } from './mqtt-target.js';
+import { NatsTarget } from './nats-target.js';
 import { NullTarget } from './null-target.js';
+import { PostgresTarget } from './postgres-target.js';
+import { RedisTarget } from './redis-target.js';
+import { WaystationTarget } from './waystation-target.js';
 
 export interface TargetContext {
   logger: Logger;
@@ -37,6 +43,18 @@ export async function createTarget(name: string, config: TargetConfig, ctx: Targ
       return new LogTarget(name, ctx.logger);
     case 'null':
       return new NullTarget();
+    case 'mqtt':
+      return new MqttTarget({ ...config, timeoutMs: config.timeout });
+    case 'amqp':
+      return new AmqpTarget({ ...config, timeoutMs: config.timeout });
+    case 'nats':
+      return new NatsTarget({ ...config, timeoutMs: config.timeout });
+    case 'postgres':
+      return new PostgresTarget({ ...config, timeoutMs: config.timeout });
+    case 'redis':
+      return new RedisTarget({ ...config, timeoutMs: config.timeout });
+    case 'waystation':
+      return new WaystationTarget({ ...config, timeoutMs: config.timeout });
     case 'module':
       return loadModuleTarget(
         name,

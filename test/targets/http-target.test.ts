@@ -147,3 +147,14 @@ describe('http target', () => {
     );
   });
 });
+
+describe('http target credentials', () => {
+  it('never puts a password from the URL into a reason', async () => {
+    const target = new HttpTarget({ url: 'http://user:s3cret@127.0.0.1:1/in' });
+    const [outcome] = await target.deliver([delivery(1, 'x')], never);
+    await target.stop();
+    expect(outcome!.kind).toBe('nack');
+    expect(JSON.stringify(outcome)).not.toContain('s3cret');
+    expect(JSON.stringify(outcome)).toContain('user:***@');
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * Redis Streams: one `XADD` per message (fields id, stream, seq, key, headers, timestamp,
+ * payload), pipelined per batch; `ack` on each reply. While disconnected, commands fail at once
+ * (no offline queue) and are `nack`s; ioredis reconnects with backoff by itself.
+ */
+import { Redis } from 'ioredis';
+import type { Delivery, Outcome, Target } from '../delivery/target.js';
+import { ack, nack, permanentError } from '../delivery/target.js';
+import { compileTemplate, payloadBytes, redactUrl, type Template } from './template.js';
+
+export interface RedisTargetOptions {
+  url: string;
+  /** Stream name template. Default `{stream}`. */
+  stream?: string;
+  /** Approximate cap of the Redis stream (`XADD MAXLEN ~ n`). */
+  maxLen?: number;
+  timeoutMs?: number;
+}
+
+export class RedisTarget implements Target {
+  readonly type = 'redis';
+  private readonly client: Redis;
+  private readonly stream: Template;
+
+  constructor(private readonly options: RedisTargetOptions) {
+    this.stream = compileTemplate(options.stream ?? '{stream}');
+    this.client = new Redis(options.url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.timeoutMs ?? 10_000,
+      connectTimeout: options.timeoutMs ?? 10_000,
+      retryStrategy: (times) => Math.min(100 * 2 ** times, 5_000),
+    });
+    // Connection errors surface as nacks of the deliveries; the client keeps reconnecting.
+    this.client.on('error', () => {});
+  }
+
+  async start(): Promise<void> {
+    await this.client.connect().catch(() => {});
+  }
+
+  async deliver(batch: readonly Delivery[]): Promise<readonly Outcome[]> {
+    if (this.client.status !== 'ready') {
+      if (this.client.status === 'end' || this.client.status === 'wait')
+        this.client.connect().catch(() => {});
+      return batch.map(() =>
+        nack(`redis ${redactUrl(this.options.url)} is not connected (${this.client.status})`),
+      );
+    }
+    const pipeline = this.client.pipeline();
+    for (const d of batch) {
+      const cap = this.options.maxLen === undefined ? [] : ['MAXLEN', '~', String(this.options.maxLen)];
+      pipeline.xadd(
+        this.stream(d),
+        ...cap,
+        '*',
+        'id',
+        d.id,
+        'stream',
+        d.stream,
+        'seq',
+        String(d.seq),
+        'key',
+        d.key ?? '',
+        'headers',
+        JSON.stringify(d.headers),
+        'timestamp',
+        String(d.timestamp),
+        'payload',
+        await payloadBytes(d),
+      );
+    }
+    try {
+      const results = (await pipeline.exec()) ?? [];
+      return batch.map((_, i) => {
+        const err = results[i]?.[0];
+        if (!err) return ack;
+        // WRONGTYPE and friends will never succeed for this message.
+        return /^(WRONGTYPE|ERR)/.test(err.message) ? permanentError(err.message) : nack(err.message);
+      });
+    } catch (err) {
+      return batch.map(() => nack(`redis: ${(err as Error).message}`));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.client.disconnect();
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Another Waystation downstream (SFC's chained/IPC targets): each message is POSTed to the
+ * downstream HTTP API with `Idempotency-Key: <source message id>`, so a retried forward is
+ * stored once downstream; the key, TTL-free headers (`Waystation-Header-*`) and content type
+ * travel with it. One request per message, in order (the downstream batch endpoint takes one key
+ * per batch, which cannot de-duplicate single messages of a retried batch).
+ * 2xx ack; 400, 413 error; everything else (507 full, 503 shutting down, 401/403 while
+ * credentials are fixed, 404 until the stream exists, connection errors) nack.
+ */
+import { Pool } from 'undici';
+import type { Delivery, Outcome, Target } from '../delivery/target.js';
+import { ack, nack, permanentError } from '../delivery/target.js';
+import { compileTemplate, type Template } from './template.js';
+
+export interface WaystationTargetOptions {
+  /** Base URL of the downstream gateway, e.g. https://hub:8080. */
+  url: string;
+  /** Downstream stream template. Default `{stream}`. */
+  stream?: string;
+  token?: string;
+  timeoutMs?: number;
+  tls?: { ca?: string; rejectUnauthorized?: boolean };
+}
+
+export class WaystationTarget implements Target {
+  readonly type = 'waystation';
+  private readonly pool: Pool;
+  private readonly stream: Template;
+  private readonly base: URL;
+
+  constructor(private readonly options: WaystationTargetOptions) {
+    this.base = new URL(options.url);
+    this.stream = compileTemplate(options.stream ?? '{stream}');
+    const timeout = options.timeoutMs ?? 10_000;
+    this.pool = new Pool(this.base.origin, {
+      connections: 4,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      connect: options.tls
+        ? { ca: options.tls.ca, rejectUnauthorized: options.tls.rejectUnauthorized ?? true }
+        : undefined,
+    });
+  }
+
+  async deliver(batch: readonly Delivery[], signal: AbortSignal): Promise<readonly Outcome[]> {
+    const outcomes: Outcome[] = [];
+    for (const d of batch) {
+      const failed = outcomes.find((o) => o.kind === 'nack');
+      if (failed) {
+        outcomes.push(failed);
+        continue;
+      }
+      outcomes.push(await this.forward(d, signal));
+    }
+    return outcomes;
+  }
+
+  private async forward(d: Delivery, signal: AbortSignal): Promise<Outcome> {
+    const headers: Record<string, string> = {
+      'idempotency-key': d.id,
+      'content-type': d.headers['content-type'] ?? 'application/octet-stream',
+      'content-length': String(d.payloadBytes),
+    };
+    if (d.key !== undefined) headers['waystation-key'] = d.key;
+    for (const [k, v] of Object.entries(d.headers))
+      if (k !== 'content-type') headers[`waystation-header-${k}`] = v;
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const path = `${this.base.pathname.replace(/\/$/, '')}/v1/streams/${encodeURIComponent(this.stream(d))}/messages`;
+    try {
+      const res = await this.pool.request({
+        path,
+        method: 'POST',
+        headers,
+        body: d.payload ?? d.openPayload(),
+        signal,
+      });
+      const text = await res.body.text().catch(() => '');
+      if (res.statusCode >= 200 && res.statusCode < 300) return ack;
+      const reason = `downstream waystation answered ${res.statusCode}: ${text.slice(0, 200)}`;
+      return res.statusCode === 400 || res.statusCode === 413 ? permanentError(reason) : nack(reason);
+    } catch (err) {
+      return nack(`downstream waystation ${this.base.origin}: ${(err as Error).message}`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.pool.close();
+  }
+}
