@@ -69,16 +69,11 @@ export class MqttTarget implements Target {
       return batch.map(() => nack(`mqtt ${redactUrl(this.options.url)} is not connected`));
     const qos = this.options.qos ?? 1;
     const v5 = (this.options.protocolVersion ?? 5) === 5;
-    const outcomes: Outcome[] = [];
-    for (const d of batch) {
-      const failed = outcomes.find((o) => o.kind !== 'ack');
-      if (failed?.kind === 'nack') {
-        // Order: nothing after a transient failure goes out in this attempt.
-        outcomes.push(failed);
-        continue;
-      }
-      try {
-        await withTimeout(
+    // Publishes of one batch are pipelined (MQTT keeps their order on the connection); after
+    // the first failure the rest are nacked, so the route retries them in order after it.
+    const settled = await Promise.allSettled(
+      batch.map(async (d) =>
+        withTimeout(
           client.publishAsync(this.topic(d), await payloadBytes(d), {
             qos,
             retain: this.options.retain ?? false,
@@ -96,13 +91,17 @@ export class MqttTarget implements Target {
           }),
           this.timeoutMs,
           `mqtt: no PUBACK within ${this.timeoutMs} ms`,
-        );
-        outcomes.push(ack);
-      } catch (err) {
-        outcomes.push(this.classify(err as Error & { code?: number }));
-      }
-    }
-    return outcomes;
+        ),
+      ),
+    );
+    let failed: Outcome | undefined;
+    return settled.map((r) => {
+      if (failed?.kind === 'nack') return failed;
+      if (r.status === 'fulfilled') return ack;
+      const outcome = this.classify(r.reason as Error & { code?: number });
+      if (outcome.kind === 'nack') failed = outcome;
+      return outcome;
+    });
   }
 
   private classify(err: Error & { code?: number }): Outcome {

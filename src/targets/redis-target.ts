@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, nack, permanentError } from '../delivery/target.js';
 import { compileTemplate, payloadBytes, redactUrl, type Template } from './template.js';
+import { withTimeout } from './timeout.js';
 
 export interface RedisTargetOptions {
   url: string;
@@ -28,7 +29,6 @@ export class RedisTarget implements Target {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: options.timeoutMs ?? 10_000,
       connectTimeout: options.timeoutMs ?? 10_000,
       retryStrategy: (times) => Math.min(100 * 2 ** times, 5_000),
     });
@@ -72,7 +72,10 @@ export class RedisTarget implements Target {
       );
     }
     try {
-      const results = (await pipeline.exec()) ?? [];
+      // One deadline for the whole pipeline (a per-command timeout costs a timer per message).
+      const timeoutMs = this.options.timeoutMs ?? 10_000;
+      const results =
+        (await withTimeout(pipeline.exec(), timeoutMs, `redis: no reply within ${timeoutMs} ms`)) ?? [];
       return batch.map((_, i) => {
         const err = results[i]?.[0];
         if (!err) return ack;
