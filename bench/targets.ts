@@ -14,7 +14,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect as natsConnect } from '@nats-io/transport-node';
+import { connect as natsConnect, headers as natsHeaders } from '@nats-io/transport-node';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
@@ -149,7 +149,14 @@ const cases: Case[] = [
       const js = jetstream(nc);
       await batches(async (from, count) => {
         await Promise.all(
-          Array.from({ length: count }, (_, i) => js.publish(`${ns}.d`, payload, { msgID: `d-${from + i}` })),
+          Array.from({ length: count }, (_, i) => {
+            // The same headers the target sends.
+            const h = natsHeaders();
+            h.set('Waystation-Id', `d-${from + i}`);
+            h.set('Waystation-Stream', 'bench');
+            h.set('Waystation-Seq', String(from + i));
+            return js.publish(`${ns}.d`, payload, { msgID: `d-${from + i}`, headers: h });
+          }),
         );
       });
       await nc.close();
@@ -178,7 +185,8 @@ const cases: Case[] = [
             persistent: true,
             mandatory: true,
             messageId: `d-${from + i}`,
-            headers: {},
+            timestamp: Math.floor(Date.now() / 1000),
+            headers: { 'waystation-stream': 'bench', 'waystation-seq': from + i },
           });
         }
         await ch.waitForConfirms();
@@ -196,9 +204,20 @@ const cases: Case[] = [
     },
     async direct(ns) {
       const c = await mqtt.connectAsync('mqtt://127.0.0.1:1883', { protocolVersion: 5 });
-      await batches(async () => {
+      await batches(async (from, count) => {
         await Promise.all(
-          Array.from({ length: BATCH }, () => c.publishAsync(`${ns}/d`, payload, { qos: 1 })),
+          Array.from({ length: count }, (_, i) =>
+            c.publishAsync(`${ns}/d`, payload, {
+              qos: 1,
+              properties: {
+                userProperties: {
+                  'waystation-id': `d-${from + i}`,
+                  'waystation-stream': 'bench',
+                  'waystation-seq': String(from + i),
+                },
+              },
+            }),
+          ),
         );
       });
       await c.endAsync();
