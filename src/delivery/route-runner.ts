@@ -105,6 +105,9 @@ export class RouteRunner {
   /** Retry-After of the last nack, for the next probe. */
   private retryAfterMs: number | undefined;
   private pumpDone: Promise<void> = Promise.resolve();
+  /** Messages read ahead while a batch was at the target, per stream (at most one batch each). */
+  private readonly prefetched = new Map<string, Map<number, StoredMessage>>();
+  private prefetching: Promise<void> | undefined;
   private running = false;
   private readonly idleWaiters: (() => void)[] = [];
 
@@ -146,8 +149,9 @@ export class RouteRunner {
   async stop(graceMs: number): Promise<void> {
     this.running = false;
     for (const t of [this.probeTimer, this.wakeTimer, this.flushTimer, this.saveTimer]) t?.cancel();
-    // A pick may be reading the log right now: let it finish before the store closes.
+    // A pick or a read-ahead may be reading the log right now: let it finish before the store closes.
     await this.pumpDone;
+    await this.prefetching;
     await this.limiting;
     if (this.batchesInFlight > 0) {
       const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
@@ -250,7 +254,37 @@ export class RouteRunner {
       if (!batch) break;
       void this.send(batch);
     }
+    const { name } = this.state;
+    if (this.batchesInFlight > 0 && !this.prefetching && (name === 'forwarding' || name === 'draining')) {
+      this.prefetching = this.prefetch()
+        .catch((err: unknown) => this.deps.onError(err, `route ${this.name}: reading ahead`))
+        .finally(() => {
+          this.prefetching = undefined;
+        });
+    }
     await this.checkBacklogEmpty();
+  }
+
+  /**
+   * While a batch is at the target, reads the one that follows it (the target and the disk work
+   * at the same time). Only a cache: the next pick still decides, and skips whatever became final.
+   */
+  private async prefetch(): Promise<void> {
+    const opts = this.deps.options;
+    const backward = opts.ordering === 'lifo';
+    for (const name of opts.streams) {
+      const stream = this.deps.store.stream(name);
+      const seqs = this.candidates(
+        stream,
+        this.progress.stream(name),
+        opts.batchMaxMessages,
+        this.deps.clock.now(),
+        backward,
+      );
+      if (seqs.length === 0) continue;
+      const { messages } = await this.readCandidates(stream, seqs, backward);
+      this.prefetched.set(name, new Map(messages.map((m) => [m.seq, m])));
+    }
   }
 
   private async nextBatch(): Promise<Batch | undefined> {
@@ -386,6 +420,14 @@ export class RouteRunner {
       let j = i;
       while (j + 1 < seqs.length && Math.abs(seqs[j + 1]! - seqs[j]!) === 1) j++;
       const count = j - i + 1;
+      const ahead = this.prefetched.get(stream.name);
+      const cached = ahead ? seqs.slice(i, j + 1).map((s) => ahead.get(s)) : [];
+      if (cached.length === count && cached.every((m) => m !== undefined)) {
+        for (const m of cached) ahead!.delete(m!.seq);
+        out.push(...(cached as StoredMessage[]));
+        i = j + 1;
+        continue;
+      }
       const got = await stream.read({
         fromSeq: seqs[i]!,
         untilSeq: seqs[j]!,

@@ -83,7 +83,10 @@ export class NatsTarget implements Target {
     const nc = this.nc!;
     if (nc.isClosed() || nc.isDraining() || !this.connected)
       return batch.map(() => nack('nats: not connected'));
-    const messages = await Promise.all(batch.map(async (d) => ({ d, bytes: await payloadBytes(d) })));
+    // Payloads in memory go as they are; only side-file payloads need reading first.
+    const messages = batch.some((d) => d.payload === undefined)
+      ? await Promise.all(batch.map(async (d) => ({ d, bytes: await payloadBytes(d) })))
+      : batch.map((d) => ({ d, bytes: d.payload! }));
     if (this.options.jetstream === false) {
       try {
         for (const { d, bytes } of messages)
