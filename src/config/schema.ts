@@ -63,6 +63,16 @@ const classify = z
   })
   .optional();
 
+/** TLS of a target's client connection: PEM contents, not paths. */
+const clientTls = z
+  .strictObject({
+    ca: z.string().optional(),
+    cert: z.string().optional(),
+    key: z.string().optional(),
+    rejectUnauthorized: z.boolean().default(true),
+  })
+  .optional();
+
 const httpTarget = z.strictObject({
   type: z.literal('http'),
   url: z.url({ protocol: /^https?$/ }),
@@ -76,14 +86,7 @@ const httpTarget = z.strictObject({
       z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }),
     ])
     .optional(),
-  tls: z
-    .strictObject({
-      ca: z.string().optional(),
-      cert: z.string().optional(),
-      key: z.string().optional(),
-      rejectUnauthorized: z.boolean().default(true),
-    })
-    .optional(),
+  tls: clientTls,
   classify,
   connections: positiveInt.default(8),
 });
@@ -118,14 +121,7 @@ const mqttTarget = z.strictObject({
   password: z.string().optional(),
   clientId: z.string().optional(),
   timeout: duration.default(10_000),
-  tls: z
-    .strictObject({
-      ca: z.string().optional(),
-      cert: z.string().optional(),
-      key: z.string().optional(),
-      rejectUnauthorized: z.boolean().default(true),
-    })
-    .optional(),
+  tls: clientTls,
   errorCodes: z.array(z.number().int().min(0x80).max(0xff)).optional(),
   nackCodes: z.array(z.number().int().min(0x80).max(0xff)).optional(),
 });
