@@ -282,7 +282,7 @@ export class RouteRunner {
         backward,
       );
       if (seqs.length === 0) continue;
-      const { messages } = await this.readCandidates(stream, seqs, backward);
+      const { messages } = await this.readCandidates(stream, seqs, backward, true);
       this.prefetched.set(name, new Map(messages.map((m) => [m.seq, m])));
     }
   }
@@ -394,7 +394,7 @@ export class RouteRunner {
     let s = backward ? p.done.prevMissing(last) : p.done.nextMissing(start);
     while ((backward ? s >= start : s <= last) && out.length < limit) {
       if (!flying.has(s)) {
-        const wait = this.retryAt.get(attemptKey(stream.name, s));
+        const wait = this.retryAt.size === 0 ? undefined : this.retryAt.get(attemptKey(stream.name, s));
         if (wait === undefined || wait.at <= now) out.push(s);
         else if (this.deps.options.ordering === 'fifo') {
           // Strict order: nothing newer passes a message waiting for its retry.
@@ -411,9 +411,13 @@ export class RouteRunner {
     stream: Stream,
     seqs: readonly number[],
     backward: boolean,
+    /** Called by the read-ahead itself (which must not wait for itself). */
+    aheadOfTime = false,
   ): Promise<{ messages: StoredMessage[]; damaged: number[] }> {
     const out: StoredMessage[] = [];
     const damaged: number[] = [];
+    // A read-ahead under way is reading these very records: wait for it rather than read twice.
+    if (this.prefetching && !aheadOfTime) await this.prefetching;
     let i = 0;
     while (i < seqs.length) {
       // One read per run of consecutive seqs.
@@ -548,9 +552,9 @@ export class RouteRunner {
     const p = this.progress.stream(stream.name);
     this.batchesInFlight++;
     const deliveries: Delivery[] = messages.map((m) => {
-      const key = attemptKey(stream.name, m.seq);
-      const attempt = (this.attempts.get(key) ?? 0) + 1;
-      if (attempt > 1 || p.wasInFlight.has(m.seq)) {
+      const attempt =
+        this.attempts.size === 0 ? 1 : (this.attempts.get(attemptKey(stream.name, m.seq)) ?? 0) + 1;
+      if (attempt > 1 || (p.wasInFlight.rangeCount > 0 && p.wasInFlight.has(m.seq))) {
         this.progress.counters.redelivered++;
         p.wasInFlight.delete(m.seq);
       }
@@ -635,6 +639,11 @@ export class RouteRunner {
     for (const [i, m] of messages.entries()) {
       const outcome = outcomes[i];
       if (outcome === undefined) continue;
+      if (outcome.kind === 'ack' && this.attempts.size === 0 && this.retryAt.size === 0) {
+        // The common case, kept cheap: nothing was ever retried.
+        delivered.push(m.seq);
+        continue;
+      }
       const key = attemptKey(streamName, m.seq);
       const attempts = (this.attempts.get(key) ?? 0) + 1;
       if (outcome.kind === 'ack') {
@@ -699,7 +708,14 @@ export class RouteRunner {
 
   /** Records final states, counts them, schedules a save and wakes receipt waiters. */
   private settle(stream: string, p: StreamProgress, seqs: readonly number[], state: FinalState): void {
-    for (const seq of seqs) p.mark(seq, state);
+    // Runs of consecutive seqs (the usual batch) are recorded as one range each.
+    for (let i = 0; i < seqs.length; ) {
+      let j = i;
+      while (j + 1 < seqs.length && seqs[j + 1] === seqs[j]! + 1) j++;
+      if (j === i) p.mark(seqs[i]!, state);
+      else p.markRange(seqs[i]!, seqs[j]!, state);
+      i = j + 1;
+    }
     const c = this.progress.counters;
     if (state === 'delivered') c.forwarded += seqs.length;
     else if (state === 'dead') c.deadLettered += seqs.length;
