@@ -68,7 +68,7 @@ export class RedisTarget implements Target {
         'timestamp',
         String(d.timestamp),
         'payload',
-        await payloadBytes(d),
+        d.payload ?? (await payloadBytes(d)),
       );
     }
     try {
