@@ -6,7 +6,15 @@ export type { Clock, TimerHandle } from './delivery/clock.js';
 export type { Receipt } from './delivery/engine.js';
 export type { RouteSnapshot } from './delivery/route-runner.js';
 export type { RouteState } from './delivery/route-state.js';
-export { ack, type Delivery, nack, type Outcome, permanentError, type Target } from './delivery/target.js';
+export {
+  ack,
+  type Delivery,
+  deliverInOrder,
+  nack,
+  type Outcome,
+  permanentError,
+  type Target,
+} from './delivery/target.js';
 export * from './errors.js';
 export * from './log/index.js';
 export type { DeadLetter } from './store/dead-letters.js';

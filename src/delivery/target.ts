@@ -52,3 +52,21 @@ export const nack = (reason: string, retryAfterMs?: number): Outcome => ({
   retryAfterMs,
 });
 export const permanentError = (reason: string): Outcome => ({ kind: 'error', reason });
+
+/**
+ * Delivers a batch one message at a time, in order; once one is nacked, the rest are not tried
+ * and get the same nack, so fifo and key routes keep their order (see `Target.deliver`).
+ */
+export async function deliverInOrder(
+  batch: readonly Delivery[],
+  one: (d: Delivery) => Promise<Outcome>,
+): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  let failed: Outcome | undefined;
+  for (const d of batch) {
+    const outcome = failed ?? (await one(d));
+    if (outcome.kind === 'nack') failed = outcome;
+    outcomes.push(outcome);
+  }
+  return outcomes;
+}

@@ -14,7 +14,7 @@
 
 import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
-import { ack, nack, permanentError } from '../delivery/target.js';
+import { ack, deliverInOrder, nack, permanentError } from '../delivery/target.js';
 import { ndjsonLine } from './ndjson.js';
 import { redactUrl } from './template.js';
 
@@ -71,17 +71,9 @@ export class HttpTarget implements Target {
       const outcome = await this.post(body, { 'content-type': 'application/x-ndjson' }, signal);
       return batch.map(() => outcome);
     }
-    const outcomes: Outcome[] = [];
-    for (const [i, d] of batch.entries()) {
-      const outcome = await this.post(d.payload ?? d.openPayload(), this.messageHeaders(d), signal);
-      outcomes.push(outcome);
-      if (outcome.kind === 'nack') {
-        // Keep order: what follows a failed message is not sent in this attempt.
-        for (let j = i + 1; j < batch.length; j++) outcomes.push(outcome);
-        break;
-      }
-    }
-    return outcomes;
+    return deliverInOrder(batch, (d) =>
+      this.post(d.payload ?? d.openPayload(), this.messageHeaders(d), signal),
+    );
   }
 
   private messageHeaders(d: Delivery): Record<string, string> {

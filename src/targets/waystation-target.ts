@@ -9,7 +9,7 @@
  */
 import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
-import { ack, nack, permanentError } from '../delivery/target.js';
+import { ack, deliverInOrder, nack, permanentError } from '../delivery/target.js';
 import { compileTemplate, type Template } from './template.js';
 
 export interface WaystationTargetOptions {
@@ -43,16 +43,7 @@ export class WaystationTarget implements Target {
   }
 
   async deliver(batch: readonly Delivery[], signal: AbortSignal): Promise<readonly Outcome[]> {
-    const outcomes: Outcome[] = [];
-    for (const d of batch) {
-      const failed = outcomes.find((o) => o.kind === 'nack');
-      if (failed) {
-        outcomes.push(failed);
-        continue;
-      }
-      outcomes.push(await this.forward(d, signal));
-    }
-    return outcomes;
+    return deliverInOrder(batch, (d) => this.forward(d, signal));
   }
 
   private async forward(d: Delivery, signal: AbortSignal): Promise<Outcome> {

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Waystation, type WaystationConfigInput } from '../../src/index.js';
 import { requireServer, TcpProxy } from '../support/tcp-proxy.js';
 import { tempDir } from '../support/tmp.js';
@@ -52,8 +52,6 @@ export function describeTargetContract(c: TargetCase): void {
       await proxy?.stop();
       await c.cleanup?.(ns).catch(() => {});
     });
-
-    afterAll(async () => {});
 
     async function open(): Promise<Waystation> {
       ns = `ws${randomBytes(5).toString('hex')}`;
