@@ -49,27 +49,56 @@ export class RedisTarget implements Target {
       );
     }
     const pipeline = this.client.pipeline();
+    const { maxLen } = this.options;
+    const cap = maxLen === undefined ? undefined : String(maxLen);
     for (const d of batch) {
-      const cap = this.options.maxLen === undefined ? [] : ['MAXLEN', '~', String(this.options.maxLen)];
-      pipeline.xadd(
-        this.stream(d),
-        ...cap,
-        '*',
-        'id',
-        d.id,
-        'stream',
-        d.stream,
-        'seq',
-        String(d.seq),
-        'key',
-        d.key ?? '',
-        'headers',
-        JSON.stringify(d.headers),
-        'timestamp',
-        String(d.timestamp),
-        'payload',
-        d.payload ?? (await payloadBytes(d)),
-      );
+      const stream = this.stream(d);
+      const payload = d.payload ?? (await payloadBytes(d));
+      const seq = String(d.seq);
+      const headers = JSON.stringify(d.headers);
+      const timestamp = String(d.timestamp);
+      // Fixed argument lists (no spread): the same call shape as a hand-written pipeline.
+      if (cap === undefined)
+        pipeline.xadd(
+          stream,
+          '*',
+          'id',
+          d.id,
+          'stream',
+          d.stream,
+          'seq',
+          seq,
+          'key',
+          d.key ?? '',
+          'headers',
+          headers,
+          'timestamp',
+          timestamp,
+          'payload',
+          payload,
+        );
+      else
+        pipeline.xadd(
+          stream,
+          'MAXLEN',
+          '~',
+          cap,
+          '*',
+          'id',
+          d.id,
+          'stream',
+          d.stream,
+          'seq',
+          seq,
+          'key',
+          d.key ?? '',
+          'headers',
+          headers,
+          'timestamp',
+          timestamp,
+          'payload',
+          payload,
+        );
     }
     try {
       // One deadline for the whole pipeline (a per-command timeout costs a timer per message).

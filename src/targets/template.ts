@@ -24,7 +24,14 @@ export function compileTemplate(template: string): Template {
       `unknown placeholder {${name}} in "${template}"; use {stream}, {key}, {seq}, {id} or {header.<name>}`,
     );
   });
-  return (d) => fns.map((f) => f(d)).join('');
+  // Most templates are one part (`{stream}` or a fixed name): no array and join per message.
+  if (fns.length === 1) return fns[0]!;
+  if (fns.length === 0) return () => '';
+  return (d) => {
+    let out = '';
+    for (const f of fns) out += f(d);
+    return out;
+  };
 }
 
 /** The payload as one buffer (targets whose protocols need the whole message). */
