@@ -8,6 +8,7 @@
  * again: messages in flight at a crash are simply pending and go out again (at-least-once).
  */
 
+import type { Readable } from 'node:stream';
 import { RouteFullError } from '../errors.js';
 import type { DeadLetter, DeadLetters } from '../store/dead-letters.js';
 import type { StoredMessage } from '../store/message.js';
@@ -283,7 +284,9 @@ export class RouteRunner {
       );
       if (seqs.length === 0) continue;
       const { messages } = await this.readCandidates(stream, seqs, backward, true);
-      this.prefetched.set(name, new Map(messages.map((m) => [m.seq, m])));
+      const bySeq = new Map<number, StoredMessage>();
+      for (const m of messages) bySeq.set(m.seq, m);
+      this.prefetched.set(name, bySeq);
     }
   }
 
@@ -425,10 +428,11 @@ export class RouteRunner {
       while (j + 1 < seqs.length && Math.abs(seqs[j + 1]! - seqs[j]!) === 1) j++;
       const count = j - i + 1;
       const ahead = this.prefetched.get(stream.name);
-      const cached = ahead ? seqs.slice(i, j + 1).map((s) => ahead.get(s)) : [];
-      if (cached.length === count && cached.every((m) => m !== undefined)) {
-        for (const m of cached) ahead!.delete(m!.seq);
-        out.push(...(cached as StoredMessage[]));
+      if (ahead && ahead.size >= count && allIn(ahead, seqs, i, j)) {
+        for (let k = i; k <= j; k++) {
+          out.push(ahead.get(seqs[k]!)!);
+          ahead.delete(seqs[k]!);
+        }
         i = j + 1;
         continue;
       }
@@ -439,12 +443,19 @@ export class RouteRunner {
         maxMessages: count,
         maxBytes: Math.max(this.deps.options.batchMaxBytes, 64 * 1024),
       });
-      out.push(...got);
+      for (const m of got) out.push(m);
       // The log skips records it found damaged: those seqs, up to the last record returned
       // (or the whole run when none was), can never be read. Beyond it: the byte budget.
-      const returned = new Set(got.map((m) => m.seq));
-      const reach = got.length === 0 ? j : i + seqs.slice(i, j + 1).indexOf(got.at(-1)!.seq);
-      for (let k = i; k <= reach; k++) if (!returned.has(seqs[k]!)) damaged.push(seqs[k]!);
+      // seqs[i..j] are consecutive, so the last record's place in the run is its distance from
+      // seqs[i]; `got` is in run order, so one pass over both finds the gaps.
+      const reach = got.length === 0 ? j : i + Math.abs(got.at(-1)!.seq - seqs[i]!);
+      if (got.length < reach - i + 1) {
+        let g = 0;
+        for (let k = i; k <= reach; k++) {
+          if (g < got.length && got[g]!.seq === seqs[k]) g++;
+          else damaged.push(seqs[k]!);
+        }
+      }
       if (reach < j) break;
       i = j + 1;
     }
@@ -551,33 +562,25 @@ export class RouteRunner {
     const { stream, messages, probe } = batch;
     const p = this.progress.stream(stream.name);
     this.batchesInFlight++;
-    const deliveries: Delivery[] = messages.map((m) => {
+    const deliveries: Delivery[] = new Array(messages.length);
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
       const attempt =
         this.attempts.size === 0 ? 1 : (this.attempts.get(attemptKey(stream.name, m.seq)) ?? 0) + 1;
       if (attempt > 1 || (p.wasInFlight.rangeCount > 0 && p.wasInFlight.has(m.seq))) {
         this.progress.counters.redelivered++;
         p.wasInFlight.delete(m.seq);
       }
-      return {
-        id: m.id,
-        stream: m.stream,
-        seq: m.seq,
-        key: m.key,
-        headers: m.headers,
-        timestamp: m.timestamp,
-        payloadBytes: m.payloadBytes,
-        payload: m.payload,
-        openPayload: () => stream.openPayload(m),
-        attempt,
-      };
-    });
+      deliveries[i] = new MessageDelivery(stream, m, attempt);
+    }
     const started = performance.now();
     const outcomes = await this.deliver(deliveries);
     this.deps.onAttempt?.((performance.now() - started) / 1000);
     try {
       // Answers cut short by shutdown are not failures: those messages just stay pending.
       const answered = this.running ? outcomes : outcomes.map((o) => (o.kind === 'nack' ? undefined : o));
-      for (const [i, o] of answered.entries()) if (o === undefined) p.wasInFlight.add(messages[i]!.seq);
+      for (let i = 0; i < answered.length; i++)
+        if (answered[i] === undefined) p.wasInFlight.add(messages[i]!.seq);
       await this.process(stream.name, p, messages, answered, probe);
     } catch (err) {
       this.deps.onError(err, `route ${this.name}: recording outcomes`);
@@ -636,7 +639,8 @@ export class RouteRunner {
     const delivered: number[] = [];
     const dead: DeadLetter[] = [];
     let nackReason: string | undefined;
-    for (const [i, m] of messages.entries()) {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
       const outcome = outcomes[i];
       if (outcome === undefined) continue;
       if (outcome.kind === 'ack' && this.attempts.size === 0 && this.retryAt.size === 0) {
@@ -1003,6 +1007,53 @@ export class RouteRunner {
       .catch((err: unknown) => this.deps.onError(err, `route ${this.name}: saving progress`));
     return this.saving;
   }
+}
+
+/**
+ * A message as handed to the target. A class rather than an object literal, so a batch costs no
+ * closure per message for `openPayload`; the stream and message it reads from stay private.
+ */
+class MessageDelivery implements Delivery {
+  readonly id: string;
+  readonly stream: string;
+  readonly seq: number;
+  readonly key: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timestamp: number;
+  readonly payloadBytes: number;
+  readonly payload: Buffer | undefined;
+  readonly attempt: number;
+  readonly #source: Stream;
+  readonly #message: StoredMessage;
+
+  constructor(source: Stream, m: StoredMessage, attempt: number) {
+    this.id = m.id;
+    this.stream = m.stream;
+    this.seq = m.seq;
+    this.key = m.key;
+    this.headers = m.headers;
+    this.timestamp = m.timestamp;
+    this.payloadBytes = m.payloadBytes;
+    this.payload = m.payload;
+    this.attempt = attempt;
+    this.#source = source;
+    this.#message = m;
+  }
+
+  openPayload(): Readable {
+    return this.#source.openPayload(this.#message);
+  }
+}
+
+/** Whether every one of seqs[i..j] is in `ahead`. */
+function allIn(
+  ahead: ReadonlyMap<number, StoredMessage>,
+  seqs: readonly number[],
+  i: number,
+  j: number,
+): boolean {
+  for (let k = i; k <= j; k++) if (!ahead.has(seqs[k]!)) return false;
+  return true;
 }
 
 function attemptKey(stream: string, seq: number): string {
