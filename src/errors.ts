@@ -17,6 +17,9 @@ export const ErrorCodes = {
   LogInvalidArgument: 'WS_ERR_LOG_INVALID_ARGUMENT',
   BlobCorrupt: 'WS_ERR_LOG_BLOB_CORRUPT',
   StreamUnknown: 'WS_ERR_STREAM_UNKNOWN',
+  StreamInUse: 'WS_ERR_STREAM_IN_USE',
+  MqttTopicUnknown: 'WS_ERR_MQTT_TOPIC_UNKNOWN',
+  MqttTopicConflict: 'WS_ERR_MQTT_TOPIC_CONFLICT',
   RouteUnknown: 'WS_ERR_ROUTE_UNKNOWN',
   RouteFull: 'WS_ERR_ROUTE_FULL',
   MessageUnknown: 'WS_ERR_MESSAGE_UNKNOWN',
@@ -130,6 +133,33 @@ export class UnknownStreamError extends WaystationError {
       `Stream "${stream}" does not exist. Declare it under "streams" (or in a route's "streams") in the configuration.`,
       { httpStatus: 404 },
     );
+  }
+}
+
+export class StreamInUseError extends WaystationError {
+  constructor(stream: string, routes: readonly string[]) {
+    super(
+      ErrorCodes.StreamInUse,
+      `Stream "${stream}" is read by route(s) ${routes.join(', ')}; it cannot be removed while configured routes read it. Remove it from those routes' "streams" first.`,
+      { httpStatus: 409 },
+    );
+  }
+}
+
+export class UnknownMqttTopicError extends WaystationError {
+  constructor(topic: string) {
+    super(
+      ErrorCodes.MqttTopicUnknown,
+      `There is no store-and-forward topic "${topic}"; list them with \`waystation topics list\`.`,
+      { httpStatus: 404 },
+    );
+  }
+}
+
+/** A store-and-forward topic cannot be created or removed as asked; the message says why. */
+export class MqttTopicConflictError extends WaystationError {
+  constructor(message: string) {
+    super(ErrorCodes.MqttTopicConflict, message, { httpStatus: 409 });
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * The composition root of the gateway program: configuration file (or the embedded default) →
- * the library's Waystation (store, delivery engine, targets) → the HTTP API (ingest, admin,
- * metrics, health) on Fastify → graceful shutdown. `waystation start` runs this.
+ * the library's Waystation (store, delivery engine, targets) → the MQTT broker (when configured)
+ * → the HTTP API (ingest, admin, metrics, health) on Fastify → graceful shutdown. `waystation start` runs this.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -9,6 +9,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { type Logger, pino } from 'pino';
 import { createMetrics, type Metrics } from './admin/metrics.js';
+import { mqttTopicRoutes } from './admin/mqtt-topics.js';
 import { adminRoutes } from './admin/routes.js';
 import { defaultConfig } from './config/defaults.js';
 import { loadConfigFile } from './config/load.js';
@@ -17,6 +18,8 @@ import type { WaystationConfig, WaystationConfigInput } from './config/schema.js
 import { ErrorCodes, WaystationError } from './errors.js';
 import { type Principal, type Scope, TokenAuth } from './ingest/http/auth.js';
 import { publishRoutes } from './ingest/http/publish.js';
+import type { Broker } from './ingest/mqtt/broker.js';
+import { MqttServer } from './ingest/mqtt/server.js';
 import { Waystation, type WaystationOptions } from './waystation.js';
 
 export interface GatewayOptions {
@@ -26,6 +29,8 @@ export interface GatewayOptions {
   dataDir?: string;
   /** Overrides the configuration's http.listen (tests use "127.0.0.1:0"). */
   listen?: string;
+  /** Overrides mqtt.listen when the configuration has an `mqtt` section. */
+  mqttListen?: string;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
   /** Passed to Waystation.open (tests inject targets). */
@@ -46,6 +51,8 @@ export class Gateway {
     readonly logger: Logger,
     /** Base URL the HTTP API listens on. */
     readonly url: string,
+    /** The MQTT broker, when the configuration has an `mqtt` section. */
+    readonly mqtt: MqttServer | undefined,
   ) {}
 
   static async start(options: GatewayOptions = {}): Promise<Gateway> {
@@ -66,6 +73,8 @@ export class Gateway {
     // --data-dir is the user's path, relative to where they typed it.
     if (options.dataDir) config.dataDir = resolve(options.dataDir);
     if (options.listen) config.http = { ...(config.http as object | undefined), listen: options.listen };
+    if (options.mqttListen && config.mqtt)
+      config.mqtt = { ...(config.mqtt as object), listen: options.mqttListen };
     const { config: parsed } = parseConfig(config);
     const baseDir = options.configPath ? dirname(resolve(options.configPath)) : process.cwd();
     logger.info(
@@ -81,16 +90,18 @@ export class Gateway {
       baseDir,
       observe: { delivery: metrics.observeDelivery, logCommit: metrics.observeFsync },
     });
+    let mqtt: MqttServer | undefined;
     try {
+      if (parsed.mqtt) mqtt = await MqttServer.start(ws, parsed.mqtt, logger);
       const readiness: Readiness = { ready: false };
-      const app = await buildHttpApp(ws, parsed, logger, metrics, () => readiness.ready);
+      const app = await buildHttpApp(ws, parsed, logger, metrics, () => readiness.ready, mqtt?.broker);
       const { host, port } = splitListen(parsed.http.listen);
       await app.listen({ host, port });
       const address = app.server.address();
       const actualPort = typeof address === 'object' && address ? address.port : port;
       const scheme = parsed.http.tls ? 'https' : 'http';
       const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
-      const gateway = new Gateway(readiness, ws, app, logger, url);
+      const gateway = new Gateway(readiness, ws, app, logger, url, mqtt);
       readiness.ready = true;
       if (parsed.auth.tokens.length === 0) {
         logger.warn(
@@ -101,6 +112,7 @@ export class Gateway {
       logger.info({ url }, `waystation listening on ${url}`);
       return gateway;
     } catch (err) {
+      await mqtt?.close().catch(() => {});
       await ws.close().catch(() => {});
       throw err;
     }
@@ -116,6 +128,7 @@ export class Gateway {
     this.logger.info('shutting down: intake stopped, finishing in-flight work');
     this.ws.stopIntake();
     await this.app.close();
+    await this.mqtt?.close();
     await this.ws.close();
     this.logger.info('shutdown complete');
   }
@@ -132,6 +145,7 @@ export async function buildHttpApp(
   logger: Logger,
   metrics: Metrics,
   isReady: () => boolean,
+  broker?: Broker,
 ): Promise<FastifyInstance> {
   const tls = config.http.tls;
   const app = Fastify({
@@ -209,6 +223,7 @@ export async function buildHttpApp(
     authorize,
   });
   await app.register(adminRoutes, { ws, authorize });
+  await app.register(mqttTopicRoutes, { broker, authorize });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>

@@ -4,6 +4,7 @@
  * (docs/library.md). The gateway program wraps this object with the HTTP API and the CLI.
  */
 import { resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { type Logger, pino } from 'pino';
 import { parseConfig } from './config/resolve.js';
 import type { WaystationConfigInput } from './config/schema.js';
@@ -15,6 +16,7 @@ import type { Target } from './delivery/target.js';
 import { InvalidArgumentError, ShuttingDownError } from './errors.js';
 import type { StorageFileSystem } from './log/index.js';
 import type { DeadLetter } from './store/dead-letters.js';
+import type { StoredMessage } from './store/message.js';
 import { Store } from './store/store.js';
 import type { PublishedRef, PublishInput } from './store/stream.js';
 import { createTarget } from './targets/index.js';
@@ -118,6 +120,7 @@ export class RouteHandle {
 
 export class Waystation {
   private closed = false;
+  private readonly publishedListeners = new Set<(stream: string) => void>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -216,7 +219,56 @@ export class Waystation {
       admit: (s, count, bytes) => this.engine.admit(s, count, bytes),
     });
     this.engine.published(stream);
+    for (const listener of this.publishedListeners) listener(stream);
     return refs;
+  }
+
+  /** The data directory (absolute). Adapters keep their own state under it. */
+  get dataDir(): string {
+    return this.store.dataDir;
+  }
+
+  /** Calls `listener(stream)` after each durable publish; returns the unsubscribe function. */
+  onPublished(listener: (stream: string) => void): () => void {
+    this.publishedListeners.add(listener);
+    return () => this.publishedListeners.delete(listener);
+  }
+
+  /** Opens a stream that is not in the configuration (created on first use; kept across restarts only if re-created). */
+  async createStream(name: string): Promise<void> {
+    await this.store.addStream(name);
+  }
+
+  /** Deletes a stream no route reads, with all its data (StreamInUseError otherwise). */
+  removeStream(name: string): Promise<void> {
+    return this.store.removeStream(name);
+  }
+
+  /**
+   * Keeps `stream`'s history from `floor()` up; below it, history no route needs is deleted by the
+   * periodic collection (a store-and-forward topic's retention).
+   */
+  holdHistory(stream: string, floor: () => number): void {
+    this.store.holdHistory(stream, floor);
+  }
+
+  /** Messages of a stream in seq order from `fromSeq` (payloads above the blob threshold stay on disk: openPayload). */
+  readMessages(
+    stream: string,
+    options: { fromSeq: number; maxMessages?: number; maxBytes?: number },
+  ): Promise<StoredMessage[]> {
+    return this.store.stream(stream).read(options);
+  }
+
+  /** A message's payload as a byte stream. */
+  openPayload(message: StoredMessage): Readable {
+    return this.store.stream(message.stream).openPayload(message);
+  }
+
+  /** First and last seq a stream holds (firstSeq > lastSeq when empty). */
+  streamBounds(stream: string): { firstSeq: number; lastSeq: number } {
+    const { log } = this.store.stream(stream);
+    return { firstSeq: log.firstSeq, lastSeq: log.lastSeq };
   }
 
   async routes(): Promise<RouteSnapshot[]> {

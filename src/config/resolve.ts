@@ -6,8 +6,11 @@
 import type { z } from 'zod';
 import type { RouteOptions } from '../delivery/route-options.js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
+import { topicFilterProblem } from '../ingest/mqtt/topic.js';
 import { STREAM_NAME } from '../store/message.js';
 import { configSchema, type RouteConfig, type WaystationConfig } from './schema.js';
+
+type MqttConfig = NonNullable<WaystationConfig['mqtt']>;
 
 export interface ResolvedConfig {
   config: WaystationConfig;
@@ -60,6 +63,7 @@ export function parseConfig(input: unknown): ResolvedConfig {
       });
     }
   }
+  if (config.mqtt) issues.push(...mqttIssues(config.mqtt, streams));
   for (const s of streams) {
     if (!STREAM_NAME.test(s) || s.includes('..')) {
       issues.push({
@@ -84,8 +88,57 @@ export function parseConfig(input: unknown): ResolvedConfig {
   return { config, warnings: warningsFor(config), streams: [...streams], routes };
 }
 
+/** Store-and-forward topics add their streams to `streams`. */
+function mqttIssues(mqtt: MqttConfig, streams: Set<string>): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const filters = new Map<string, number>();
+  const topicStreams = new Map<string, number>();
+  mqtt.storeAndForwardTopics.forEach((t, i) => {
+    const at = `mqtt.storeAndForwardTopics[${i}]`;
+    const problem =
+      topicFilterProblem(t.topic) ?? (t.topic.startsWith('$') ? 'must not start with "$"' : undefined);
+    if (problem) issues.push({ path: `${at}.topic`, message: problem });
+    const f = filters.get(t.topic);
+    if (f !== undefined) issues.push({ path: `${at}.topic`, message: `"${t.topic}" is also topic [${f}]` });
+    filters.set(t.topic, i);
+    const s = topicStreams.get(t.stream);
+    if (s !== undefined)
+      issues.push({ path: `${at}.stream`, message: `stream "${t.stream}" already belongs to topic [${s}]` });
+    topicStreams.set(t.stream, i);
+    streams.add(t.stream);
+  });
+  const users = mqtt.users.map((u) => u.username);
+  users.forEach((u, i) => {
+    if (users.indexOf(u) !== i)
+      issues.push({ path: `mqtt.users[${i}].username`, message: `"${u}" is listed twice` });
+  });
+  mqtt.users.forEach((u, i) => {
+    for (const key of ['publish', 'subscribe'] as const) {
+      u[key].forEach((f, j) => {
+        const problem = topicFilterProblem(f);
+        if (problem) issues.push({ path: `mqtt.users[${i}].${key}[${j}]`, message: problem });
+      });
+    }
+  });
+  if (mqtt.maxPacketSize > 268_435_455)
+    issues.push({ path: 'mqtt.maxPacketSize', message: "at most 268435455 bytes (MQTT's own limit)" });
+  return issues;
+}
+
 function warningsFor(config: WaystationConfig): ConfigIssue[] {
   const warnings: ConfigIssue[] = [];
+  if (config.mqtt?.allowAnonymous && !isLoopback(config.mqtt.listen)) {
+    warnings.push({
+      path: 'mqtt.allowAnonymous',
+      message: `anyone who reaches ${config.mqtt.listen} may publish and subscribe without a password`,
+    });
+  }
+  if (config.mqtt && !config.mqtt.allowAnonymous && config.mqtt.users.length === 0) {
+    warnings.push({
+      path: 'mqtt.users',
+      message: 'no users and allowAnonymous is false: every MQTT client will be refused',
+    });
+  }
   if (config.storage.fsync === 'never') {
     warnings.push({
       path: 'storage.fsync',

@@ -274,6 +274,79 @@ const auth = z.strictObject({
     .default([]),
 });
 
+export const RetentionUnits = ['minute', 'hour', 'day', 'week', 'month', 'year'] as const;
+
+/** A store-and-forward topic (FairCom EDGE semantics); also the body of POST /v1/mqtt/topics. */
+export const storeAndForwardTopicSchema = z.strictObject({
+  /** Topic filter: publishes matching it are stored; subscribers to exactly this filter are tracked. */
+  topic: z.string().min(1),
+  /** Stream holding the messages; routes may read it too. */
+  stream: z.string().min(1),
+  retention: z
+    .union([z.literal('forever'), z.strictObject({ period: positiveInt, unit: z.enum(RetentionUnits) })])
+    .default('forever'),
+  maxDeliveryRatePerSecond: positiveInt.default(100),
+  newSubscriberDeliveryMode: z.enum(['NewMessages', 'StoredMessages']).default('NewMessages'),
+  newSubscriberMaxStoredMessages: z.union([z.literal('all'), z.number().int().nonnegative()]).default(1000),
+});
+
+export type StoreAndForwardTopicInput = z.input<typeof storeAndForwardTopicSchema>;
+export type StoreAndForwardTopicConfig = z.output<typeof storeAndForwardTopicSchema>;
+
+const mqtt = z.strictObject({
+  /** "host:port" of the MQTT listener; port 0 picks a free one. */
+  listen: z.string().regex(/:\d+$/, 'write "host:port", e.g. "127.0.0.1:1883"').default('127.0.0.1:1883'),
+  /** Clients without a username may connect (and publish/subscribe to everything). */
+  allowAnonymous: z.boolean().default(false),
+  users: z
+    .array(
+      z.strictObject({
+        username: z.string().min(1),
+        /** From `waystation hash-token <password>`. */
+        passwordHash: z
+          .string()
+          .regex(
+            /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/,
+            'use the output of `waystation hash-token`',
+          ),
+        /** Topic filters this user may publish to. Default all. */
+        publish: z.array(z.string()).default(['#']),
+        /** Topic filters this user may subscribe to (a subscription must lie within one). Default all. */
+        subscribe: z.array(z.string()).default(['#']),
+      }),
+    )
+    .default([]),
+  tls: z
+    .strictObject({
+      /** "host:port" of the MQTT-over-TLS listener (commonly port 8883). */
+      listen: z.string().regex(/:\d+$/, 'write "host:port", e.g. "0.0.0.0:8883"'),
+      /** Paths of PEM files. */
+      cert: z.string(),
+      key: z.string(),
+      ca: z.string().optional(),
+      requestClientCert: z.boolean().default(false),
+    })
+    .optional(),
+  websocket: z
+    .strictObject({
+      /** "host:port" of the MQTT-over-WebSocket listener (path /mqtt). */
+      listen: z.string().regex(/:\d+$/, 'write "host:port", e.g. "127.0.0.1:8083"'),
+      path: z.string().startsWith('/').default('/mqtt'),
+    })
+    .optional(),
+  /** Messages queued per offline session for ordinary (not store-and-forward) topics; overflow is counted. */
+  maxQueuedMessages: positiveInt.default(1000),
+  /** Largest packet accepted (and announced to MQTT 5 clients). MQTT's own limit is 268435455. */
+  maxPacketSize: size.default(16 * 1024 * 1024),
+  /** QoS 1/2 messages in flight to one client when it does not announce a Receive Maximum. */
+  receiveMaximum: positiveInt.max(65535).default(100),
+  /** Longest session expiry granted (MQTT 5) and kept for 3.1.1 persistent sessions. */
+  maxSessionExpiry: duration.default(24 * 3600_000),
+  /** Keep-alive imposed on clients that ask for none or more (0 = accept the client's). */
+  maxKeepAlive: duration.default(0),
+  storeAndForwardTopics: z.array(storeAndForwardTopicSchema).default([]),
+});
+
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   storage,
@@ -282,8 +355,8 @@ export const configSchema = z.strictObject({
     maxBodyBytes: 2 * 1024 ** 3,
     maxBatchBytes: 64 * 1024 ** 2,
   }),
-  /** Reserved for the MQTT broker issue; accepted, not yet used. */
-  mqtt: z.record(z.string(), z.unknown()).optional(),
+  /** The embedded MQTT broker (docs/mqtt.md); it runs only when this key is present. */
+  mqtt: mqtt.optional(),
   auth: auth.default({ tokens: [] }),
   shutdownTimeout: duration.default(10_000),
   streams: z.record(z.string(), z.strictObject({}).default({})).default({}),

@@ -40,6 +40,8 @@ export interface StorageFileSystem {
   rename(from: string, to: string): Promise<void>;
   /** Removes a file; no error if it is already gone. */
   remove(path: string): Promise<void>;
+  /** Removes a directory and everything in it; no error if it is already gone. */
+  removeTree(dir: string): Promise<void>;
   /** Makes entries created, renamed or removed in `dir` durable. */
   syncDir(dir: string): Promise<void>;
   /** Size in bytes, or undefined if the file does not exist. */
@@ -125,6 +127,9 @@ export const nodeFileSystem: StorageFileSystem = {
   },
   async remove(path) {
     await fsp.rm(path, { force: true });
+  },
+  async removeTree(dir) {
+    await fsp.rm(dir, { recursive: true, force: true });
   },
   async syncDir(dir) {
     const handle = await fsp.open(dir, 'r');

@@ -13,6 +13,7 @@ import {
   DataDirLockedError,
   ShuttingDownError,
   StorageFullError,
+  StreamInUseError,
   UnknownMessageError,
   UnknownRouteError,
   UnknownStreamError,
@@ -62,6 +63,7 @@ export class Store {
   private readonly progress = new Map<string, RouteProgress>();
   private readonly dead = new Map<string, DeadLetters>();
   private readonly dedup = new Map<string, DedupEntry>();
+  private readonly holds = new Map<string, () => number>();
   private readonly fs: StorageFileSystem;
   private readonly now: () => number;
   private readonly dedupWindowMs: number;
@@ -164,6 +166,47 @@ export class Store {
     const s = this.streamsByName.get(name);
     if (!s) throw new UnknownStreamError(name);
     return s;
+  }
+
+  /** Opens (creating if needed) a stream that was not in the configuration; returns it if it exists. */
+  async addStream(name: string): Promise<Stream> {
+    const existing = this.streamsByName.get(name);
+    if (existing) return existing;
+    if (this.closing) throw new ShuttingDownError();
+    assertStreamName(name);
+    const stream = await Stream.open(this.fs, join(this.options.dataDir, 'streams'), name, {
+      ...this.options.log,
+      now: this.now,
+    });
+    this.streamsByName.set(name, stream);
+    this.streamsByIncarnation.set(stream.incarnation, stream);
+    return stream;
+  }
+
+  /**
+   * Closes a stream no route reads and deletes its directory (log, blobs, state). Its message
+   * ids become unknown. The caller makes sure nothing reads or writes it any more.
+   */
+  async removeStream(name: string): Promise<void> {
+    const stream = this.stream(name);
+    const readers = this.options.routes.filter((r) => r.streams.includes(name)).map((r) => r.name);
+    if (readers.length > 0) throw new StreamInUseError(name, readers);
+    this.streamsByName.delete(name);
+    this.streamsByIncarnation.delete(stream.incarnation);
+    this.holds.delete(name);
+    for (const key of [...this.dedup.keys()]) if (key.startsWith(`${name}\u0000`)) this.dedup.delete(key);
+    await stream.close();
+    await this.fs.removeTree(join(this.options.dataDir, 'streams', name));
+  }
+
+  /**
+   * Keeps a stream's history from `floor()` up, whether or not routes need it; with a hold and
+   * no route, history below `floor()` is deleted by collectGarbage (store-and-forward topics'
+   * retention). One hold per stream.
+   */
+  holdHistory(stream: string, floor: () => number): void {
+    this.stream(stream);
+    this.holds.set(stream, floor);
   }
 
   streams(): Stream[] {
@@ -275,7 +318,8 @@ export class Store {
 
   /**
    * Deletes log history that no route needs: below every reading route's lowest non-final
-   * message and its lowest dead letter. Streams no route reads keep their history.
+   * message and its lowest dead letter, and below a stream's hold. Streams no route reads and
+   * without a hold keep their history.
    */
   async collectGarbage(): Promise<void> {
     for (const stream of this.streamsByName.values()) {
@@ -289,6 +333,8 @@ export class Store {
         );
         keepFrom = keepFrom === undefined ? floor : Math.min(keepFrom, floor);
       }
+      const hold = this.holds.get(stream.name);
+      if (hold) keepFrom = Math.min(keepFrom ?? Number.POSITIVE_INFINITY, hold());
       if (keepFrom === undefined || keepFrom <= stream.log.firstSeq) continue;
       await stream.log.deleteBelow(keepFrom);
       const first = stream.log.firstSeq;

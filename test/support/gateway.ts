@@ -14,11 +14,17 @@ export async function startGateway(
   const dir = await tempDir('ws-gw-');
   const configPath = join(dir, 'waystation.yaml');
   await writeFile(configPath, stringify({ dataDir: './data', ...config }));
-  const gw = await Gateway.start({
-    configPath,
+  const gw = await restartGateway(dir, targets);
+  return { gw, dir };
+}
+
+/** A gateway on the config and data directory `startGateway` made in `dir` (a restart). */
+export function restartGateway(dir: string, targets?: Record<string, Target>): Promise<Gateway> {
+  return Gateway.start({
+    configPath: join(dir, 'waystation.yaml'),
     listen: '127.0.0.1:0',
+    mqttListen: '127.0.0.1:0',
     logger: pino({ level: 'silent' }),
     waystation: { targets },
   });
-  return { gw, dir };
 }

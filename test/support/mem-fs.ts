@@ -184,6 +184,13 @@ export class MemFileSystem implements StorageFileSystem {
     this.files.delete(path);
   }
 
+  async removeTree(dir: string): Promise<void> {
+    if (this.crashed) throw new CrashedError('process crashed');
+    const prefix = `${dir}/`;
+    for (const p of [...this.files.keys()]) if (p.startsWith(prefix)) this.files.delete(p);
+    for (const d of [...this.dirs]) if (d === dir || d.startsWith(prefix)) this.dirs.delete(d);
+  }
+
   async syncDir(): Promise<void> {
     await this.check('syncDir');
   }

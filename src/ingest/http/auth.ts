@@ -1,10 +1,11 @@
 /**
  * Bearer tokens with scopes (`publish`, `read`, `admin`) and stream globs. Only scrypt hashes
- * of tokens are configured (`waystation hash-token` prints one); a token seen once is remembered
+ * of tokens are configured (secret-hash.ts); a token seen once is remembered
  * by its SHA-256 so the slow scrypt runs once per token, not per request.
  */
-import { createHash, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { ErrorCodes, WaystationError } from '../../errors.js';
+import { hashSecret, verifySecret } from '../secret-hash.js';
 
 export type Scope = 'publish' | 'read' | 'admin';
 
@@ -21,23 +22,9 @@ export interface Principal {
   streams: readonly RegExp[];
 }
 
-const SCRYPT = { N: 16384, r: 8, p: 1 };
-
-export function hashToken(token: string, salt: Buffer = randomBytes(16)): string {
-  const hash = scryptSync(token, salt, 32, SCRYPT);
-  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
-}
-
-function verify(token: string, encoded: string): boolean {
-  const [, n, r, p, salt, hash] = encoded.split('$');
-  const expected = Buffer.from(hash!, 'base64');
-  const actual = scryptSync(token, Buffer.from(salt!, 'base64'), expected.byteLength, {
-    N: Number(n),
-    r: Number(r),
-    p: Number(p),
-    maxmem: 256 * 1024 * 1024,
-  });
-  return timingSafeEqual(actual, expected);
+/** The hash to configure as `tokenHash` for a token. */
+export function hashToken(token: string, salt?: Buffer): string {
+  return hashSecret(token, salt);
 }
 
 function globToRegExp(glob: string): RegExp {
@@ -75,7 +62,7 @@ export class TokenAuth {
     const digest = createHash('sha256').update(token).digest('base64');
     let principal = this.known.get(digest);
     if (principal === undefined) {
-      const entry = this.tokens.find((t) => verify(token, t.tokenHash));
+      const entry = this.tokens.find((t) => verifySecret(token, t.tokenHash));
       principal = entry
         ? { name: entry.name, scopes: new Set(entry.scopes), streams: entry.streams.map(globToRegExp) }
         : null;

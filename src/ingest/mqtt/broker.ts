@@ -1,0 +1,475 @@
+/**
+ * The broker's session logic (SPEC §4), apart from sockets: sessions by client ID and their
+ * takeover and expiry, routing of live messages to subscriptions (shared ones round-robin),
+ * retained messages, wills, and store-and-forward topics — a publish to one is answered only
+ * once its stream holds it durably, and its subscribers are served by cursors over the stream.
+ */
+import { join } from 'node:path';
+import type { QoS } from 'mqtt-packet';
+import type { Logger } from 'pino';
+import type { StoreAndForwardTopicInput, WaystationConfig } from '../../config/schema.js';
+import { type Clock, systemClock, type TimerHandle } from '../../delivery/clock.js';
+import { RouteFullError, StorageFullError } from '../../errors.js';
+import type { Waystation } from '../../waystation.js';
+import { type BrokerMessage, toHeaders } from './message.js';
+import { RetainedMessages } from './retained.js';
+import { Session, type Subscription } from './session.js';
+import { SfCursor } from './sf-cursor.js';
+import { type SfTopic, StoreAndForwardTopics, type TopicInfo } from './sf-topics.js';
+import { topicMatches } from './topic.js';
+
+export type MqttConfig = NonNullable<WaystationConfig['mqtt']>;
+
+/** Reason codes (MQTT 5.0 §2.4) the broker answers with. */
+export const Reason = {
+  success: 0x00,
+  noMatchingSubscribers: 0x10,
+  noSubscriptionExisted: 0x11,
+  unspecified: 0x80,
+  malformed: 0x81,
+  protocolError: 0x82,
+  implementationSpecific: 0x83,
+  unsupportedProtocolVersion: 0x84,
+  clientIdNotValid: 0x85,
+  badUserNameOrPassword: 0x86,
+  notAuthorized: 0x87,
+  serverShuttingDown: 0x8b,
+  keepAliveTimeout: 0x8d,
+  sessionTakenOver: 0x8e,
+  topicFilterInvalid: 0x8f,
+  topicNameInvalid: 0x90,
+  packetIdInUse: 0x91,
+  packetIdNotFound: 0x92,
+  receiveMaximumExceeded: 0x93,
+  topicAliasInvalid: 0x94,
+  packetTooLarge: 0x95,
+  quotaExceeded: 0x97,
+  payloadFormatInvalid: 0x99,
+  sharedSubscriptionsNotSupported: 0x9e,
+} as const;
+
+/** What a connection hands the broker. */
+export interface ClientConnection {
+  readonly link: Session['link'] & object;
+  /** Ends the connection (MQTT 5: after a DISCONNECT with this reason code). */
+  close(reasonCode: number): void;
+  sendPubrel(packetId: number): void;
+}
+
+interface Will {
+  message: BrokerMessage;
+  delayMs: number;
+  publisher: string;
+}
+
+export interface BrokerStats {
+  connections: number;
+  sessions: number;
+  retained: number;
+  received: number;
+  sent: number;
+  dropped: Record<'queue-full' | 'too-large' | 'expired', number>;
+  storeAndForwardTopics: number;
+}
+
+const RETENTION_CHECK_MS = 60_000;
+
+export class Broker {
+  private readonly sessions = new Map<string, Session>();
+  private readonly connections = new Map<Session, ClientConnection>();
+  private readonly cursors = new Map<Session, Map<string, SfCursor>>();
+  private readonly wills = new Map<string, { will: Will; timer: TimerHandle | undefined }>();
+  private readonly shareCounters = new Map<string, number>();
+  private readonly counters: BrokerStats['dropped'] = { 'queue-full': 0, 'too-large': 0, expired: 0 };
+  private received = 0;
+  private sent = 0;
+  private retentionTimer: TimerHandle | undefined;
+  private closed = false;
+  private readonly unsubscribePublished: () => void;
+
+  private constructor(
+    private readonly ws: Waystation,
+    readonly config: MqttConfig,
+    private readonly retained: RetainedMessages,
+    readonly topics: StoreAndForwardTopics,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+  ) {
+    this.unsubscribePublished = ws.onPublished((stream) => {
+      for (const t of topics.list()) if (t.stream === stream) t.onMessages?.();
+    });
+    for (const t of topics.list()) this.watch(t);
+    this.scheduleRetention();
+  }
+
+  static async open(
+    ws: Waystation,
+    config: MqttConfig,
+    logger: Logger,
+    clock: Clock = systemClock,
+  ): Promise<Broker> {
+    const dir = join(ws.dataDir, 'mqtt');
+    const onError = (err: unknown) =>
+      logger.error({ err }, 'mqtt broker: saving state failed; it is retried');
+    const retained = await RetainedMessages.open(dir, onError, () => clock.now());
+    const topics = await StoreAndForwardTopics.open(ws, dir, config.storeAndForwardTopics, clock, onError);
+    await topics.refreshRetention();
+    return new Broker(ws, config, retained, topics, logger, clock);
+  }
+
+  stats(): BrokerStats {
+    return {
+      connections: this.connections.size,
+      sessions: this.sessions.size,
+      retained: this.retained.size,
+      received: this.received,
+      sent: this.sent,
+      dropped: { ...this.counters },
+      storeAndForwardTopics: this.topics.list().length,
+    };
+  }
+
+  // --- sessions ---------------------------------------------------------------------------
+
+  /**
+   * A client connected (CONNECT accepted): takes over or starts its session and cancels a
+   * pending will. Returns whether a session was present; resume() follows the CONNACK.
+   */
+  connect(
+    clientId: string,
+    conn: ClientConnection,
+    options: { cleanStart: boolean; expiryMs: number; will: Will | undefined },
+  ): { session: Session; sessionPresent: boolean } {
+    const previous = this.sessions.get(clientId);
+    if (previous) {
+      const old = this.connections.get(previous);
+      if (old) {
+        this.connections.delete(previous);
+        this.stopCursors(previous);
+        previous.detach();
+        old.close(Reason.sessionTakenOver);
+      }
+    }
+    const pendingWill = this.wills.get(clientId);
+    if (pendingWill) {
+      pendingWill.timer?.cancel();
+      this.wills.delete(clientId);
+    }
+    let session = previous;
+    let sessionPresent = session !== undefined && !options.cleanStart;
+    if (session && options.cleanStart) {
+      session.discard();
+      session = undefined;
+    }
+    if (!session) {
+      session = new Session(
+        clientId,
+        this.config.maxQueuedMessages,
+        {
+          dropped: (reason) => this.counters[reason]++,
+          sent: () => this.sent++,
+        },
+        () => this.clock.now(),
+      );
+      this.sessions.set(clientId, session);
+      // After a restart only store-and-forward subscriptions are known (saved with their positions).
+      if (!options.cleanStart) sessionPresent = this.restoreSfSubscriptions(session) || sessionPresent;
+    }
+    if (session.expiryTimer) clearTimeout(session.expiryTimer);
+    session.expiryTimer = undefined;
+    session.expiryMs = options.expiryMs;
+    this.connections.set(session, conn);
+    if (options.will) this.wills.set(clientId, { will: options.will, timer: undefined });
+    return { session, sessionPresent };
+  }
+
+  /** After CONNACK: resends what was in flight, sends what was queued, starts store-and-forward cursors. */
+  resume(session: Session, conn: ClientConnection): void {
+    if (this.connections.get(session) !== conn) return;
+    session.onWindowOpen = () => {
+      for (const c of this.cursors.get(session)?.values() ?? []) c.wake();
+    };
+    session.attach(conn.link, (id) => conn.sendPubrel(id));
+    for (const sub of session.subscriptions.values()) if (sub.storeAndForward) this.startCursor(session, sub);
+  }
+
+  /**
+   * The connection ended. `publishWill` is false after a DISCONNECT with reason 0 [MQTT-3.1.2-10];
+   * the session lives on for its expiry interval.
+   */
+  disconnected(session: Session, conn: ClientConnection, publishWill: boolean): void {
+    if (this.connections.get(session) !== conn) return; // taken over already
+    this.connections.delete(session);
+    this.stopCursors(session);
+    session.detach();
+    const pending = this.wills.get(session.clientId);
+    if (pending && !publishWill) this.wills.delete(session.clientId);
+    if (pending && publishWill) {
+      const delay = Math.min(pending.will.delayMs, session.expiryMs);
+      if (delay <= 0) this.fireWill(session.clientId);
+      else pending.timer = this.clock.setTimeout(() => this.fireWill(session.clientId), delay);
+    }
+    if (session.expiryMs <= 0) this.endSession(session);
+    else {
+      session.expiryTimer = setTimeout(
+        () => this.endSession(session),
+        Math.min(session.expiryMs, 2 ** 31 - 1),
+      );
+      session.expiryTimer.unref();
+    }
+  }
+
+  private endSession(session: Session): void {
+    if (this.sessions.get(session.clientId) !== session || this.connections.has(session)) return;
+    this.sessions.delete(session.clientId);
+    session.discard();
+    if (this.wills.has(session.clientId)) this.fireWill(session.clientId);
+  }
+
+  private fireWill(clientId: string): void {
+    const pending = this.wills.get(clientId);
+    if (!pending) return;
+    this.wills.delete(clientId);
+    this.publish(pending.will.message, pending.will.publisher).catch((err) =>
+      this.logger.warn({ err, clientId, topic: pending.will.message.topic }, 'mqtt: will message not stored'),
+    );
+  }
+
+  // --- publish ----------------------------------------------------------------------------
+
+  /**
+   * Routes a message: stored in every matching store-and-forward topic's stream (resolves once
+   * durable; throws StorageFullError / RouteFullError when refused), then to live subscribers
+   * and the retained store. Returns whether any subscriber matched.
+   */
+  async publish(message: BrokerMessage, publisher: string, idempotencyKey?: string): Promise<boolean> {
+    this.received++;
+    const sfTopics = this.topics.matching(message.topic);
+    if (sfTopics.length > 0) {
+      const headers = toHeaders(message);
+      const ttl =
+        message.expiresAt === undefined ? undefined : Math.max(1, message.expiresAt - this.clock.now());
+      await Promise.all(
+        sfTopics.map((t) =>
+          this.ws.publish(t.stream, message.payload, {
+            headers,
+            ...(ttl === undefined ? {} : { ttl }),
+            ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+          }),
+        ),
+      );
+    }
+    if (message.retain) this.retained.set(message);
+    return this.route(message, publisher) || sfTopics.some((t) => t.trackers.size > 0);
+  }
+
+  private route(message: BrokerMessage, publisher: string): boolean {
+    let matched = false;
+    const groups = new Map<string, { session: Session; sub: Subscription }[]>();
+    for (const session of this.sessions.values()) {
+      let best: { qos: QoS; ids: number[]; retain: boolean } | undefined;
+      for (const sub of session.subscriptions.values()) {
+        if (sub.storeAndForward || !topicMatches(sub.match, message.topic)) continue;
+        if (sub.shareGroup !== undefined) {
+          const key = `${sub.shareGroup}\u0000${sub.match}`;
+          const members = groups.get(key) ?? [];
+          members.push({ session, sub });
+          groups.set(key, members);
+          continue;
+        }
+        if (sub.noLocal && session.clientId === publisher) continue;
+        // Overlapping subscriptions: one copy at the highest QoS, all identifiers [MQTT-3.3.4-2].
+        const qos = Math.min(sub.qos, message.qos) as QoS;
+        best ??= { qos, ids: [], retain: sub.retainAsPublished && message.retain };
+        best.qos = Math.max(best.qos, qos) as QoS;
+        best.retain ||= sub.retainAsPublished && message.retain;
+        if (sub.subscriptionId !== undefined) best.ids.push(sub.subscriptionId);
+      }
+      if (best) {
+        matched = true;
+        session.deliver(message, best.qos, best.ids, best.retain);
+      }
+    }
+    for (const [key, members] of groups) {
+      // Round-robin, preferring connected members [MQTT 5.0 §4.8.2].
+      const connected = members.filter((m) => m.session.link !== undefined);
+      const pool = connected.length > 0 ? connected : members;
+      const n = this.shareCounters.get(key) ?? 0;
+      this.shareCounters.set(key, n + 1);
+      const { session, sub } = pool[n % pool.length]!;
+      matched = true;
+      const ids = sub.subscriptionId === undefined ? [] : [sub.subscriptionId];
+      session.deliver(message, Math.min(sub.qos, message.qos) as QoS, ids, false);
+    }
+    return matched;
+  }
+
+  // --- subscriptions ----------------------------------------------------------------------
+
+  /** Adds or replaces a subscription; sends retained messages per its retain handling. */
+  subscribe(session: Session, sub: Subscription): void {
+    const existed = session.subscriptions.has(sub.filter);
+    const old = session.subscriptions.get(sub.filter);
+    if (old?.storeAndForward) this.cursors.get(session)?.get(sub.filter)?.stop();
+    const sfTopic = sub.shareGroup === undefined ? this.topics.get(sub.filter) : undefined;
+    sub.storeAndForward = sfTopic !== undefined;
+    session.subscriptions.set(sub.filter, sub);
+    if (sfTopic) {
+      const tracker = sfTopic.trackers.get(session.clientId);
+      if (tracker) tracker.qos = sub.qos;
+      else
+        sfTopic.trackers.set(session.clientId, {
+          lastAcked: sfTopic.startFor(this.ws.streamBounds(sfTopic.stream)),
+          qos: sub.qos,
+          missed: 0,
+        });
+      sfTopic.trackerChanged();
+      if (session.link) this.startCursor(session, sub);
+    }
+    // Retained messages: rh 0 always, 1 only for a new subscription, 2 never; not for shared ones.
+    if (sub.shareGroup !== undefined || sub.retainHandling === 2 || (sub.retainHandling === 1 && existed))
+      return;
+    for (const m of this.retained.matching(sub.match)) {
+      const ids = sub.subscriptionId === undefined ? [] : [sub.subscriptionId];
+      session.deliver(m, Math.min(sub.qos, m.qos) as QoS, ids, true);
+    }
+  }
+
+  /** Returns whether the subscription existed. Unsubscribing a store-and-forward topic ends its tracking. */
+  unsubscribe(session: Session, filter: string): boolean {
+    const sub = session.subscriptions.get(filter);
+    if (!sub) return false;
+    session.subscriptions.delete(filter);
+    if (sub.storeAndForward) {
+      this.cursors.get(session)?.get(filter)?.stop();
+      this.cursors.get(session)?.delete(filter);
+      const t = this.topics.get(filter);
+      if (t?.trackers.delete(session.clientId)) t.trackerChanged();
+    }
+    return true;
+  }
+
+  private restoreSfSubscriptions(session: Session): boolean {
+    let restored = false;
+    for (const t of this.topics.list()) {
+      const tracker = t.trackers.get(session.clientId);
+      if (!tracker) continue;
+      restored = true;
+      session.subscriptions.set(t.filter, {
+        filter: t.filter,
+        match: t.filter,
+        shareGroup: undefined,
+        qos: tracker.qos,
+        noLocal: false,
+        retainAsPublished: false,
+        retainHandling: 2,
+        subscriptionId: undefined,
+        storeAndForward: true,
+      });
+    }
+    return restored;
+  }
+
+  private startCursor(session: Session, sub: Subscription): void {
+    const t = this.topics.get(sub.filter);
+    const tracker = t?.trackers.get(session.clientId);
+    if (!t || !tracker) return;
+    let mine = this.cursors.get(session);
+    if (!mine) {
+      mine = new Map();
+      this.cursors.set(session, mine);
+    }
+    mine.get(sub.filter)?.stop();
+    const cursor = new SfCursor(this.ws, t, session, sub, tracker, this.clock, (err) =>
+      this.logger.error(
+        { err, clientId: session.clientId, topic: t.filter },
+        'mqtt: store-and-forward delivery failed',
+      ),
+    );
+    mine.set(sub.filter, cursor);
+    cursor.wake();
+  }
+
+  private stopCursors(session: Session): void {
+    for (const c of this.cursors.get(session)?.values() ?? []) c.stop();
+    this.cursors.delete(session);
+  }
+
+  private watch(t: SfTopic): void {
+    t.onMessages = () => {
+      for (const mine of this.cursors.values()) mine.get(t.filter)?.wake();
+    };
+  }
+
+  // --- store-and-forward topics at runtime ------------------------------------------------
+
+  listTopics(): TopicInfo[] {
+    return this.topics.list().map((t) => this.topicInfo(t));
+  }
+
+  topicInfo(t: SfTopic): TopicInfo {
+    return this.topics.info(t, (clientId) => {
+      const s = this.sessions.get(clientId);
+      return s !== undefined && this.connections.has(s);
+    });
+  }
+
+  async createTopic(input: StoreAndForwardTopicInput): Promise<TopicInfo> {
+    const t = await this.topics.create(input);
+    this.watch(t);
+    // Sessions already subscribed to exactly this filter become its subscribers, as new ones.
+    for (const session of this.sessions.values()) {
+      const sub = session.subscriptions.get(t.filter);
+      if (sub) this.subscribe(session, { ...sub, retainHandling: 2 });
+    }
+    return this.topicInfo(t);
+  }
+
+  /** Deletes the topic's stream, data and subscriber tracking; its subscriptions stay as ordinary ones. */
+  async removeTopic(name: string): Promise<void> {
+    const t = this.topics.find(name);
+    for (const [session, mine] of this.cursors) {
+      mine.get(t.filter)?.stop();
+      mine.delete(t.filter);
+      const sub = session.subscriptions.get(t.filter);
+      if (sub) sub.storeAndForward = false;
+    }
+    for (const session of this.sessions.values()) {
+      const sub = session.subscriptions.get(t.filter);
+      if (sub) sub.storeAndForward = false;
+    }
+    t.onMessages = undefined;
+    await this.topics.remove(name);
+  }
+
+  private scheduleRetention(): void {
+    this.retentionTimer = this.clock.setTimeout(() => {
+      this.topics
+        .refreshRetention()
+        .catch((err) => this.logger.error({ err }, 'mqtt: retention check failed'))
+        .finally(() => {
+          if (!this.closed) this.scheduleRetention();
+        });
+    }, RETENTION_CHECK_MS);
+  }
+
+  /** Ends every connection (MQTT 5: reason 0x8B), saves positions and retained messages. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.retentionTimer?.cancel();
+    this.unsubscribePublished();
+    for (const [session, conn] of [...this.connections]) {
+      this.stopCursors(session);
+      conn.close(Reason.serverShuttingDown);
+    }
+    for (const w of this.wills.values()) w.timer?.cancel();
+    for (const s of this.sessions.values()) if (s.expiryTimer) clearTimeout(s.expiryTimer);
+    await this.topics.flush();
+    await this.retained.flush();
+  }
+}
+
+/** Storage or a route's retention refused a publish (MQTT 5: quota exceeded). */
+export function isStorageRefusal(err: unknown): boolean {
+  return err instanceof StorageFullError || err instanceof RouteFullError;
+}

@@ -1,0 +1,526 @@
+/**
+ * One client connection: bytes → mqtt-packet's parser → one handler per packet family → the
+ * broker's session logic, and packets back through mqtt-packet's generator. Enforces the
+ * connection-level rules: CONNECT first and once, keep-alive, maximum packet size, topic
+ * aliases, the receive window, and v5 reason codes on every refusal (MQTT 3.1.1 clients, which
+ * have no reason codes in PUBACK, are disconnected instead so their message is not lost).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import mqttPacket, {
+  type IConnectPacket,
+  type IDisconnectPacket,
+  type IPublishPacket,
+  type ISubscribePacket,
+  type IUnsubscribePacket,
+  type Packet,
+  type QoS,
+} from 'mqtt-packet';
+import type { Logger } from 'pino';
+import { MqttAuth as Auth, type MqttAuth, type MqttPrincipal } from './auth.js';
+import { type Broker, type ClientConnection, isStorageRefusal, Reason } from './broker.js';
+import { type BrokerMessage, idempotencyKeyOf, type PublishProperties } from './message.js';
+import type { Link, Session, Subscription } from './session.js';
+import { parseShared, topicFilterProblem, topicNameProblem } from './topic.js';
+
+const TOPIC_ALIAS_MAXIMUM = 10;
+const MQTT_MAX_PACKET = 268_435_460;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export interface ConnectionOptions {
+  broker: Broker;
+  auth: MqttAuth;
+  logger: Logger;
+  /** Where the client came from, for logs. */
+  remote: string;
+}
+
+export class Connection implements ClientConnection, Link {
+  protocolVersion: 3 | 4 | 5 = 4;
+  receiveMaximum = 0;
+  maxPacketSize = MQTT_MAX_PACKET;
+  private readonly parser = mqttPacket.parser();
+  private state: 'awaiting-connect' | 'connected' | 'closed' = 'awaiting-connect';
+  private session: Session | undefined;
+  private principal: MqttPrincipal = { kind: 'anonymous' };
+  private clientId = '';
+  private readonly aliases = new Map<number, string>();
+  /** Incoming QoS 1/2 publishes not yet answered; reading pauses at the receive maximum. */
+  private unanswered = 0;
+  private answers: Promise<void> = Promise.resolve();
+  private keepAliveMs = 0;
+  private lastPacketAt = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private willOnClose = true;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly socket: Duplex,
+    private readonly options: ConnectionOptions,
+  ) {
+    this.log = options.logger;
+    this.parser.on('packet', (p: Packet) => this.onPacket(p));
+    this.parser.on('error', (err: Error) =>
+      this.violation(Reason.malformed, `malformed packet: ${err.message}`),
+    );
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.session?.drain());
+    socket.on('error', () => {});
+    socket.on('close', () => this.onClose());
+    this.timer = setTimeout(() => {
+      if (this.state === 'awaiting-connect') this.destroy();
+    }, CONNECT_TIMEOUT_MS);
+  }
+
+  get link(): Link {
+    return this;
+  }
+
+  get congested(): boolean {
+    return (this.socket as { writableNeedDrain?: boolean }).writableNeedDrain === true;
+  }
+
+  sendPublish(packet: IPublishPacket): boolean {
+    const bytes = this.encode(packet);
+    if (bytes.byteLength > this.maxPacketSize) return false;
+    this.socket.write(bytes);
+    return true;
+  }
+
+  sendPubrel(packetId: number): void {
+    this.write({ cmd: 'pubrel', messageId: packetId });
+  }
+
+  close(reasonCode: number): void {
+    if (this.state === 'closed') return;
+    if (this.protocolVersion === 5 && this.state === 'connected')
+      this.write({ cmd: 'disconnect', reasonCode });
+    // A will is for a client that vanished, not for one replaced or a broker shutting down.
+    this.willOnClose = reasonCode !== Reason.sessionTakenOver && reasonCode !== Reason.serverShuttingDown;
+    this.socket.end();
+    this.finish();
+  }
+
+  // --- input ------------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.lastPacketAt = Date.now();
+    this.parser.parse(chunk);
+    // The parser buffers a whole packet: refuse an oversized one as soon as its length is known.
+    const pending = (this.parser as unknown as { packet?: { length?: number } }).packet?.length ?? -1;
+    if (this.isOpen() && pending > this.options.broker.config.maxPacketSize) {
+      this.violation(Reason.packetTooLarge, `packet of ${pending} bytes exceeds mqtt.maxPacketSize`);
+    }
+  }
+
+  private onPacket(p: Packet): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'awaiting-connect') {
+      if (p.cmd !== 'connect') {
+        this.violation(Reason.protocolError, 'first packet must be CONNECT [MQTT-3.1.0-1]');
+        return;
+      }
+      this.onConnect(p);
+      return;
+    }
+    switch (p.cmd) {
+      case 'publish':
+        this.onPublish(p);
+        return;
+      case 'puback':
+        this.session!.acknowledged(p.messageId!, 'puback');
+        return;
+      case 'pubrec':
+        if ((p.reasonCode ?? 0) >= 0x80) {
+          this.session!.refused(p.messageId!);
+          return;
+        }
+        if (this.session!.received(p.messageId!)) this.write({ cmd: 'pubrel', messageId: p.messageId! });
+        else this.write({ cmd: 'pubrel', messageId: p.messageId!, reasonCode: Reason.packetIdNotFound });
+        return;
+      case 'pubrel': {
+        const known = this.session!.incomingQos2.delete(p.messageId!);
+        const reasonCode = known || this.protocolVersion !== 5 ? Reason.success : Reason.packetIdNotFound;
+        // After the PUBRECs before it, so answers stay in order.
+        this.answers = this.answers.then(() =>
+          this.write({ cmd: 'pubcomp', messageId: p.messageId!, reasonCode }),
+        );
+        return;
+      }
+      case 'pubcomp':
+        this.session!.acknowledged(p.messageId!, 'pubcomp');
+        return;
+      case 'subscribe':
+        this.onSubscribe(p);
+        return;
+      case 'unsubscribe':
+        this.onUnsubscribe(p);
+        return;
+      case 'pingreq':
+        this.write({ cmd: 'pingresp' });
+        return;
+      case 'disconnect':
+        this.onDisconnect(p);
+        return;
+      case 'connect':
+        this.violation(Reason.protocolError, 'second CONNECT [MQTT-3.1.0-2]');
+        return;
+      default:
+        this.violation(Reason.protocolError, `unexpected ${p.cmd} packet from a client`);
+        return;
+    }
+  }
+
+  private onConnect(p: IConnectPacket): void {
+    this.protocolVersion = (p.protocolVersion ?? 4) as 3 | 4 | 5;
+    const v5 = this.protocolVersion === 5;
+    const { broker, auth } = this.options;
+    const config = broker.config;
+    const refuse = (v5code: number, v3code: number, why: string) => {
+      this.log.info(
+        { clientId: p.clientId, remote: this.options.remote },
+        `mqtt: connection refused: ${why}`,
+      );
+      this.write(
+        v5
+          ? { cmd: 'connack', sessionPresent: false, reasonCode: v5code }
+          : { cmd: 'connack', sessionPresent: false, returnCode: v3code },
+      );
+      this.socket.end();
+      this.finish();
+    };
+    let clientId = p.clientId;
+    let assigned: string | undefined;
+    if (clientId.length === 0) {
+      if (!v5 && !p.clean) {
+        refuse(Reason.clientIdNotValid, 2, 'empty client ID needs a clean session [MQTT-3.1.3-8]');
+        return;
+      }
+      clientId = `ws-${randomBytes(8).toString('hex')}`;
+      assigned = v5 ? clientId : undefined;
+    }
+    const who = auth.authenticate(p.username, p.password);
+    if (who === 'bad-credentials') {
+      refuse(Reason.badUserNameOrPassword, 4, 'bad username or password');
+      return;
+    }
+    if (who === 'not-authorized') {
+      refuse(Reason.notAuthorized, 5, 'anonymous clients are not allowed');
+      return;
+    }
+    this.principal = who;
+    let will: Parameters<Broker['connect']>[2]['will'];
+    if (p.will) {
+      const problem = topicNameProblem(p.will.topic);
+      if (problem) {
+        refuse(Reason.topicNameInvalid, 2, `will topic: ${problem}`);
+        return;
+      }
+      if (!Auth.mayPublish(who, p.will.topic)) {
+        refuse(Reason.notAuthorized, 5, `may not publish the will topic ${p.will.topic}`);
+        return;
+      }
+      const { willDelayInterval, messageExpiryInterval, ...properties } = p.will.properties ?? {};
+      will = {
+        message: {
+          topic: p.will.topic,
+          payload: Buffer.from(p.will.payload),
+          qos: (p.will.qos ?? 0) as QoS,
+          retain: p.will.retain ?? false,
+          properties: properties as PublishProperties,
+          expiresAt:
+            messageExpiryInterval === undefined ? undefined : Date.now() + messageExpiryInterval * 1000,
+        },
+        delayMs: (willDelayInterval ?? 0) * 1000,
+        publisher: clientId,
+      };
+    }
+    let keepAlive = p.keepalive ?? 0;
+    let serverKeepAlive: number | undefined;
+    const maxKeepAlive = Math.floor(config.maxKeepAlive / 1000);
+    if (maxKeepAlive > 0 && (keepAlive === 0 || keepAlive > maxKeepAlive)) {
+      keepAlive = maxKeepAlive;
+      serverKeepAlive = keepAlive;
+    }
+    const requested = v5
+      ? (p.properties?.sessionExpiryInterval ?? 0) * 1000
+      : p.clean
+        ? 0
+        : Number.POSITIVE_INFINITY;
+    const expiryMs = Math.min(requested, config.maxSessionExpiry);
+    this.receiveMaximum = (v5 ? p.properties?.receiveMaximum : undefined) ?? config.receiveMaximum;
+    this.maxPacketSize = (v5 ? p.properties?.maximumPacketSize : undefined) ?? MQTT_MAX_PACKET;
+    this.clientId = clientId;
+    this.state = 'connected';
+    const { session, sessionPresent } = broker.connect(clientId, this, {
+      cleanStart: p.clean ?? true,
+      expiryMs,
+      will,
+    });
+    this.session = session;
+    if (v5) {
+      this.write({
+        cmd: 'connack',
+        sessionPresent,
+        reasonCode: Reason.success,
+        properties: {
+          receiveMaximum: config.receiveMaximum,
+          maximumPacketSize: config.maxPacketSize,
+          topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
+          ...(assigned ? { assignedClientIdentifier: assigned } : {}),
+          ...(serverKeepAlive !== undefined ? { serverKeepAlive } : {}),
+          ...(v5 && requested !== expiryMs ? { sessionExpiryInterval: Math.floor(expiryMs / 1000) } : {}),
+        },
+      });
+    } else {
+      this.write({ cmd: 'connack', sessionPresent, returnCode: 0 });
+    }
+    broker.resume(session, this);
+    this.startKeepAlive(keepAlive);
+  }
+
+  private onPublish(p: IPublishPacket): void {
+    const v5 = this.protocolVersion === 5;
+    let topic = p.topic;
+    const alias = p.properties?.topicAlias;
+    if (alias !== undefined) {
+      if (alias === 0 || alias > TOPIC_ALIAS_MAXIMUM) {
+        this.violation(Reason.topicAliasInvalid, `topic alias ${alias} out of range`);
+        return;
+      }
+      if (topic.length > 0) this.aliases.set(alias, topic);
+      else {
+        const known = this.aliases.get(alias);
+        if (known === undefined) {
+          this.violation(Reason.protocolError, `unknown topic alias ${alias}`);
+          return;
+        }
+        topic = known;
+      }
+    }
+    const problem = topicNameProblem(topic);
+    if (problem) {
+      this.violation(Reason.topicNameInvalid, problem);
+      return;
+    }
+    const qos = p.qos;
+    const packetId = p.messageId;
+    const answer = (reasonCode: number) => {
+      if (qos === 1) this.write({ cmd: 'puback', messageId: packetId!, reasonCode });
+      else if (qos === 2) this.write({ cmd: 'pubrec', messageId: packetId!, reasonCode });
+    };
+    if (qos === 2 && this.session!.incomingQos2.has(packetId!)) {
+      // A resent QoS 2 publish we already stored: answer again, do not store twice [MQTT-4.3.3-10].
+      this.answers = this.answers.then(() => answer(Reason.success));
+      return;
+    }
+    if (!Auth.mayPublish(this.principal, topic)) {
+      if (!v5) {
+        this.violation(Reason.notAuthorized, `not authorized to publish to ${topic}`);
+        return;
+      }
+      if (qos > 0) this.answers = this.answers.then(() => answer(Reason.notAuthorized));
+      return;
+    }
+    const { topicAlias, subscriptionIdentifier, messageExpiryInterval, ...properties } = p.properties ?? {};
+    const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
+    if (properties.payloadFormatIndicator && !isUtf8(payload)) {
+      if (qos > 0) this.answers = this.answers.then(() => answer(Reason.payloadFormatInvalid));
+      return;
+    }
+    const message: BrokerMessage = {
+      topic,
+      payload,
+      qos,
+      retain: p.retain,
+      properties,
+      expiresAt: messageExpiryInterval === undefined ? undefined : Date.now() + messageExpiryInterval * 1000,
+    };
+    const stored = this.options.broker.publish(message, this.clientId, idempotencyKeyOf(properties));
+    if (qos === 0) {
+      stored.catch((err) =>
+        this.log.warn({ err, clientId: this.clientId, topic }, 'mqtt: QoS 0 message not stored'),
+      );
+      return;
+    }
+    if (qos === 2) this.session!.incomingQos2.add(packetId!);
+    this.unanswered++;
+    if (this.unanswered >= this.options.broker.config.receiveMaximum) this.socket.pause();
+    const outcome = stored.then(
+      () => Reason.success,
+      (err: unknown) => {
+        if (qos === 2) this.session?.incomingQos2.delete(packetId!);
+        if (isStorageRefusal(err)) {
+          this.log.warn(
+            { clientId: this.clientId, topic, err: (err as Error).message },
+            'mqtt: publish refused',
+          );
+          return Reason.quotaExceeded;
+        }
+        this.log.error({ err, clientId: this.clientId, topic }, 'mqtt: storing a publish failed');
+        return Reason.unspecified;
+      },
+    );
+    this.answers = this.answers.then(async () => {
+      const code = await outcome;
+      this.unanswered--;
+      if (this.unanswered < this.options.broker.config.receiveMaximum) this.socket.resume();
+      if (this.state === 'closed') return;
+      // 3.1.1 has no failure PUBACK: disconnect so the client keeps the message and retries.
+      if (code !== Reason.success && !v5) {
+        this.violation(code, `publish to ${topic} not stored`);
+        return;
+      }
+      answer(code);
+    });
+  }
+
+  private onSubscribe(p: ISubscribePacket): void {
+    const v5 = this.protocolVersion === 5;
+    const accepted: Subscription[] = [];
+    const granted: number[] = [];
+    const subscriptionId = p.properties?.subscriptionIdentifier;
+    for (const s of p.subscriptions) {
+      let shared: ReturnType<typeof parseShared>;
+      try {
+        shared = parseShared(s.topic);
+      } catch {
+        granted.push(v5 ? Reason.topicFilterInvalid : 0x80);
+        continue;
+      }
+      const match = shared?.filter ?? s.topic;
+      if (!shared && topicFilterProblem(s.topic)) {
+        granted.push(v5 ? Reason.topicFilterInvalid : 0x80);
+        continue;
+      }
+      if (shared && s.nl) {
+        this.violation(Reason.protocolError, 'No Local on a shared subscription [MQTT-3.8.3-4]');
+        return;
+      }
+      if (!Auth.maySubscribe(this.principal, match)) {
+        granted.push(v5 ? Reason.notAuthorized : 0x80);
+        continue;
+      }
+      const qos = Math.min(s.qos, 2) as QoS;
+      granted.push(qos);
+      accepted.push({
+        filter: s.topic,
+        match,
+        shareGroup: shared?.group,
+        qos,
+        noLocal: s.nl ?? false,
+        retainAsPublished: s.rap ?? false,
+        retainHandling: s.rh ?? 0,
+        subscriptionId,
+        storeAndForward: false,
+      });
+    }
+    this.answers = this.answers.then(() => {
+      if (this.state === 'closed') return;
+      this.write({ cmd: 'suback', messageId: p.messageId!, granted });
+      for (const sub of accepted) this.options.broker.subscribe(this.session!, sub);
+    });
+  }
+
+  private onUnsubscribe(p: IUnsubscribePacket): void {
+    const codes = p.unsubscriptions.map((f) =>
+      this.options.broker.unsubscribe(this.session!, f) ? Reason.success : Reason.noSubscriptionExisted,
+    );
+    this.answers = this.answers.then(() => {
+      if (this.protocolVersion === 5)
+        this.write({ cmd: 'unsuback', messageId: p.messageId!, granted: codes });
+      else this.write({ cmd: 'unsuback', messageId: p.messageId!, granted: [] });
+    });
+  }
+
+  private onDisconnect(p: IDisconnectPacket): void {
+    const expiry = p.properties?.sessionExpiryInterval;
+    if (expiry !== undefined && this.session) {
+      if (this.session.expiryMs === 0 && expiry > 0) {
+        this.violation(
+          Reason.protocolError,
+          'session expiry set on DISCONNECT after 0 on CONNECT [MQTT-3.14.2-2]',
+        );
+        return;
+      }
+      this.session.expiryMs = Math.min(expiry * 1000, this.options.broker.config.maxSessionExpiry);
+    }
+    // 0x04 "disconnect with will message"; any other clean DISCONNECT discards the will.
+    this.willOnClose = p.reasonCode === 0x04;
+    this.socket.end();
+    this.finish();
+  }
+
+  // --- output and lifecycle ---------------------------------------------------------------
+
+  private isOpen(): boolean {
+    return this.state !== 'closed';
+  }
+
+  private encode(packet: Packet): Buffer {
+    return mqttPacket.generate(packet, { protocolVersion: this.protocolVersion });
+  }
+
+  private write(packet: Packet): void {
+    if (this.socket.writable) this.socket.write(this.encode(packet));
+  }
+
+  private startKeepAlive(seconds: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (seconds <= 0) return;
+    // [MQTT-3.1.2-22] one and a half keep-alive periods without a packet ends the connection.
+    this.keepAliveMs = seconds * 1500;
+    const check = () => {
+      const idle = Date.now() - this.lastPacketAt;
+      if (idle >= this.keepAliveMs) {
+        this.close(Reason.keepAliveTimeout);
+        return;
+      }
+      this.timer = setTimeout(check, this.keepAliveMs - idle);
+    };
+    this.timer = setTimeout(check, this.keepAliveMs);
+  }
+
+  /** A protocol violation: v5 DISCONNECT with the reason, then close; the will is published. */
+  private violation(reasonCode: number, why: string): void {
+    if (this.state === 'closed') return;
+    this.log.info(
+      { clientId: this.clientId || undefined, remote: this.options.remote, reasonCode },
+      `mqtt: closing connection: ${why}`,
+    );
+    if (this.protocolVersion === 5 && this.state === 'connected')
+      this.write({ cmd: 'disconnect', reasonCode });
+    this.willOnClose = true;
+    this.destroy();
+  }
+
+  private destroy(): void {
+    this.socket.end();
+    this.finish();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private onClose(): void {
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    if (this.timer) clearTimeout(this.timer);
+    this.parser.removeAllListeners('packet');
+    if (wasConnected && this.session) this.options.broker.disconnected(this.session, this, this.willOnClose);
+  }
+}
+
+function isUtf8(bytes: Buffer): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The MQTT listeners (TCP, optional TLS, optional WebSocket at `mqtt.websocket.path`), each
+ * socket handed to a Connection over the one Broker.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Logger } from 'pino';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import type { Clock } from '../../delivery/clock.js';
+import type { Waystation } from '../../waystation.js';
+import { MqttAuth } from './auth.js';
+import { Broker, type MqttConfig } from './broker.js';
+import { Connection } from './connection.js';
+
+export interface MqttAddresses {
+  /** "mqtt://host:port" */
+  tcp: string;
+  tls?: string;
+  websocket?: string;
+}
+
+export class MqttServer {
+  private constructor(
+    readonly broker: Broker,
+    private readonly servers: Server[],
+    private readonly sockets: Set<Duplex>,
+    readonly addresses: MqttAddresses,
+  ) {}
+
+  static async start(ws: Waystation, config: MqttConfig, logger: Logger, clock?: Clock): Promise<MqttServer> {
+    const log = logger.child({ component: 'mqtt' });
+    const broker = await Broker.open(ws, config, log, clock);
+    const auth = new MqttAuth(config.users, config.allowAnonymous);
+    const servers: Server[] = [];
+    const sockets = new Set<Duplex>();
+    const accept = (socket: Duplex, remote: string) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      new Connection(socket, { broker, auth, logger: log, remote });
+    };
+    const onSocket = (socket: Socket) => {
+      socket.setNoDelay(true);
+      accept(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+    };
+    try {
+      const tcp = createServer(onSocket);
+      const addresses: MqttAddresses = { tcp: `mqtt://${await listen(tcp, config.listen)}` };
+      servers.push(tcp);
+      if (config.tls) {
+        const t = config.tls;
+        const server = createTlsServer(
+          {
+            cert: readFileSync(t.cert),
+            key: readFileSync(t.key),
+            ca: t.ca ? readFileSync(t.ca) : undefined,
+            requestCert: t.requestClientCert,
+            rejectUnauthorized: t.requestClientCert,
+          },
+          onSocket,
+        );
+        addresses.tls = `mqtts://${await listen(server, t.listen)}`;
+        servers.push(server);
+      }
+      if (config.websocket) {
+        const http = createHttpServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket only\n'));
+        const wss = new WebSocketServer({
+          server: http,
+          path: config.websocket.path,
+          handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false),
+        });
+        wss.on('connection', (socket, req) =>
+          accept(createWebSocketStream(socket), `${req.socket.remoteAddress}`),
+        );
+        addresses.websocket = `ws://${await listen(http, config.websocket.listen)}${config.websocket.path}`;
+        servers.push(http as unknown as Server);
+      }
+      const server = new MqttServer(broker, servers, sockets, addresses);
+      log.info(addresses, `mqtt broker listening on ${addresses.tcp}`);
+      return server;
+    } catch (err) {
+      for (const s of servers) s.close();
+      await broker.close();
+      throw err;
+    }
+  }
+
+  /** Stops listening, disconnects every client (MQTT 5: reason 0x8B), saves the broker's state. */
+  async close(): Promise<void> {
+    const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    await this.broker.close();
+    for (const socket of this.sockets) socket.destroy();
+    await Promise.all(closed);
+  }
+}
+
+function listen(server: Server | ReturnType<typeof createHttpServer>, address: string): Promise<string> {
+  const at = address.lastIndexOf(':');
+  const host = address.slice(0, at).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(at + 1));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const a = server.address();
+      const actual = typeof a === 'object' && a ? a.port : port;
+      resolve(`${host.includes(':') ? `[${host}]` : host}:${actual}`);
+    });
+  });
+}

@@ -1,0 +1,249 @@
+/**
+ * One MQTT session (a client ID's state, MQTT 5.0 §4.1): its subscriptions, the QoS 1/2
+ * messages in flight to it, the messages queued while it is offline or its receive window is
+ * full, and the QoS 2 packet ids it sent us that wait for PUBREL. It outlives connections when
+ * the client asked for a persistent session. No sockets here: a `Link` is the connected client.
+ */
+import type { IPublishPacket, QoS } from 'mqtt-packet';
+import type { BrokerMessage } from './message.js';
+
+export interface Subscription {
+  /** The filter as subscribed, `$share/<group>/…` included. */
+  filter: string;
+  /** The filter messages are matched against (without the `$share` prefix). */
+  match: string;
+  shareGroup: string | undefined;
+  qos: QoS;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: number;
+  subscriptionId: number | undefined;
+  /** Delivered from a store-and-forward topic's stream, not by live routing. */
+  storeAndForward: boolean;
+}
+
+/** The connected client as a session sees it. */
+export interface Link {
+  readonly protocolVersion: 3 | 4 | 5;
+  /** QoS 1/2 messages the client accepts in flight (its Receive Maximum). */
+  readonly receiveMaximum: number;
+  /** Largest packet the client accepts. */
+  readonly maxPacketSize: number;
+  /** The socket's buffer is full: stored messages wait for it to drain (live ones are written anyway). */
+  readonly congested: boolean;
+  /** Writes a PUBLISH; false when it exceeded the client's maximum packet size and was not sent. */
+  sendPublish(packet: IPublishPacket): boolean;
+}
+
+interface Outgoing {
+  packetId: number;
+  packet: IPublishPacket;
+  /** Waiting for PUBACK (QoS 1), PUBREC (QoS 2) or PUBCOMP (QoS 2 after PUBREL). */
+  awaiting: 'puback' | 'pubrec' | 'pubcomp';
+  /** Called once the client acknowledged the message (store-and-forward tracking). */
+  onAck: (() => void) | undefined;
+  /** Whether the session keeps it across connections (store-and-forward cursors resend instead). */
+  durable: boolean;
+}
+
+export interface SessionCounters {
+  dropped(reason: 'queue-full' | 'too-large' | 'expired'): void;
+  sent(): void;
+}
+
+export class Session {
+  readonly subscriptions = new Map<string, Subscription>();
+  /** QoS 2 packet ids received whose PUBREL has not arrived [MQTT-4.3.3-9]. */
+  readonly incomingQos2 = new Set<number>();
+  link: Link | undefined;
+  /** Session Expiry Interval in ms (0 = ends with the connection). */
+  expiryMs = 0;
+  expiryTimer: NodeJS.Timeout | undefined;
+  /** Wakes whatever else has messages for this session (store-and-forward cursors) when the window opens. */
+  onWindowOpen: (() => void) | undefined;
+  private readonly inflight = new Map<number, Outgoing>();
+  private queue: { message: BrokerMessage; qos: QoS; subscriptionIds: number[]; retain: boolean }[] = [];
+  private nextPacketId = 1;
+
+  constructor(
+    readonly clientId: string,
+    private readonly maxQueued: number,
+    private readonly counters: SessionCounters,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /** Whether one more QoS 1/2 message may be sent now without queueing. */
+  canSend(): boolean {
+    const link = this.link;
+    return (
+      link !== undefined &&
+      !link.congested &&
+      this.queue.length === 0 &&
+      this.inflight.size < link.receiveMaximum
+    );
+  }
+
+  /** Delivers a live message (queued while offline or the window is full). */
+  deliver(message: BrokerMessage, qos: QoS, subscriptionIds: number[], retain: boolean): void {
+    if (
+      this.link &&
+      this.queue.length === 0 &&
+      (qos === 0 || this.inflight.size < this.link.receiveMaximum)
+    ) {
+      this.send(message, qos, subscriptionIds, retain, undefined, true);
+      return;
+    }
+    if (this.queue.length >= this.maxQueued) {
+      this.counters.dropped('queue-full');
+      return;
+    }
+    this.queue.push({ message, qos, subscriptionIds, retain });
+  }
+
+  /**
+   * Sends a message now (the caller checked canSend for QoS ≥ 1). `onAck` runs when the client
+   * acknowledged it — at once for QoS 0 — or when it could not be sent at all (too large, expired).
+   */
+  send(
+    message: BrokerMessage,
+    qos: QoS,
+    subscriptionIds: number[],
+    retain: boolean,
+    onAck: (() => void) | undefined,
+    durable: boolean,
+  ): void {
+    const link = this.link!;
+    let expiry: number | undefined;
+    if (message.expiresAt !== undefined) {
+      const left = message.expiresAt - this.now();
+      if (left <= 0) {
+        this.counters.dropped('expired');
+        onAck?.();
+        return;
+      }
+      expiry = Math.ceil(left / 1000);
+    }
+    const packet: IPublishPacket = {
+      cmd: 'publish',
+      topic: message.topic,
+      payload: message.payload,
+      qos,
+      retain,
+      dup: false,
+    };
+    if (link.protocolVersion === 5) {
+      const properties = { ...message.properties };
+      if (expiry !== undefined) properties.messageExpiryInterval = expiry;
+      if (subscriptionIds.length > 0)
+        properties.subscriptionIdentifier =
+          subscriptionIds.length === 1 ? subscriptionIds[0]! : subscriptionIds;
+      if (Object.keys(properties).length > 0) packet.properties = properties;
+    }
+    if (qos > 0) {
+      packet.messageId = this.allocatePacketId();
+      this.inflight.set(packet.messageId, {
+        packetId: packet.messageId,
+        packet,
+        awaiting: qos === 1 ? 'puback' : 'pubrec',
+        onAck,
+        durable,
+      });
+    }
+    if (!link.sendPublish(packet)) {
+      // [MQTT-3.1.2-25] a packet larger than the client's maximum is discarded, not sent.
+      if (packet.messageId !== undefined) this.inflight.delete(packet.messageId);
+      this.counters.dropped('too-large');
+      onAck?.();
+      return;
+    }
+    this.counters.sent();
+    if (qos === 0) onAck?.();
+  }
+
+  /** PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived: the message is done. */
+  acknowledged(packetId: number, kind: 'puback' | 'pubcomp'): void {
+    const out = this.inflight.get(packetId);
+    if (!out || out.awaiting !== kind) return;
+    this.inflight.delete(packetId);
+    out.onAck?.();
+    this.drain();
+  }
+
+  /** PUBREC arrived: answer PUBREL, wait for PUBCOMP. Returns false for an unknown packet id. */
+  received(packetId: number): boolean {
+    const out = this.inflight.get(packetId);
+    if (!out || out.awaiting === 'puback') return false;
+    out.awaiting = 'pubcomp';
+    return true;
+  }
+
+  /** A client sent PUBREC with a failure reason code: the message ends there [MQTT-4.3.3]. */
+  refused(packetId: number): void {
+    const out = this.inflight.get(packetId);
+    if (!out) return;
+    this.inflight.delete(packetId);
+    out.onAck?.();
+    this.drain();
+  }
+
+  /**
+   * A new connection for this session: resends unacknowledged PUBLISH (DUP set) and PUBREL in
+   * their original order [MQTT-4.4.0-1], then what was queued.
+   */
+  attach(link: Link, resendPubrel: (packetId: number) => void): void {
+    this.link = link;
+    for (const out of [...this.inflight.values()]) {
+      if (out.awaiting === 'pubcomp') resendPubrel(out.packetId);
+      else {
+        out.packet.dup = true;
+        link.sendPublish(out.packet);
+      }
+    }
+    this.drain();
+  }
+
+  /** The connection ended: in-flight messages of store-and-forward cursors are forgotten (they resend from their own position). */
+  detach(): void {
+    this.link = undefined;
+    for (const [id, out] of this.inflight) if (!out.durable) this.inflight.delete(id);
+  }
+
+  /** Sends queued messages while the window allows, then lets cursors fill it. */
+  drain(): void {
+    const link = this.link;
+    if (!link) return;
+    while (this.queue.length > 0) {
+      const next = this.queue[0]!;
+      if (next.qos > 0 && this.inflight.size >= link.receiveMaximum) return;
+      this.queue.shift();
+      this.send(next.message, next.qos, next.subscriptionIds, next.retain, undefined, true);
+    }
+    if (this.inflight.size < link.receiveMaximum) this.onWindowOpen?.();
+  }
+
+  /** Ends the session: nothing more is delivered. */
+  discard(): void {
+    this.queue = [];
+    this.inflight.clear();
+    this.incomingQos2.clear();
+    this.subscriptions.clear();
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+  }
+
+  private allocatePacketId(): number {
+    for (let i = 0; i < 65535; i++) {
+      const id = this.nextPacketId;
+      this.nextPacketId = id === 65535 ? 1 : id + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+    throw new Error('no free packet id: 65535 messages in flight');
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * Delivery of one store-and-forward topic to one connected subscriber (FairCom EDGE): reads the
+ * topic's stream in order from after the last message the subscriber acknowledged, throttled
+ * to `maxDeliveryRatePerSecond` while it catches up on what was stored before it (re)connected,
+ * then live as messages arrive. The subscriber's position advances only over acknowledged
+ * messages (PUBACK, PUBCOMP; QoS 0 once written), so a reconnect or a broker restart resumes
+ * after the last acknowledged one.
+ */
+import type { QoS } from 'mqtt-packet';
+import type { Clock, TimerHandle } from '../../delivery/clock.js';
+import type { StoredMessage } from '../../store/message.js';
+import type { Waystation } from '../../waystation.js';
+import { type BrokerMessage, Header, propertiesFromHeaders } from './message.js';
+import type { Session, Subscription } from './session.js';
+import { hasWildcard, topicMatches } from './topic.js';
+
+/** A subscriber's saved position in a topic's stream. */
+export interface Tracker {
+  /** Highest seq such that it and everything before it was acknowledged or skipped. */
+  lastAcked: number;
+  qos: QoS;
+  /** Messages retention removed before this subscriber got them. */
+  missed: number;
+}
+
+export interface CursorTopic {
+  readonly filter: string;
+  readonly stream: string;
+  readonly ratePerSecond: number;
+  trackerChanged(): void;
+}
+
+const READ_BATCH = 256;
+const READ_BYTES = 4 * 1024 * 1024;
+
+export class SfCursor {
+  private nextSeq: number;
+  /** Sent, not yet acknowledged, in seq order; `true` once acknowledged. */
+  private readonly outstanding: { seq: number; acked: boolean }[] = [];
+  private readonly horizon: number;
+  private tokens: number;
+  private refilledAt: number;
+  private pumping = false;
+  private again = false;
+  private stopped = false;
+  private timer: TimerHandle | undefined;
+
+  constructor(
+    private readonly ws: Waystation,
+    private readonly topic: CursorTopic,
+    private readonly session: Session,
+    private readonly subscription: Subscription,
+    readonly tracker: Tracker,
+    private readonly clock: Clock,
+    private readonly onError: (err: unknown) => void,
+  ) {
+    this.nextSeq = tracker.lastAcked + 1;
+    this.horizon = ws.streamBounds(topic.stream).lastSeq;
+    this.tokens = Math.min(topic.ratePerSecond, 1);
+    this.refilledAt = clock.now();
+  }
+
+  /** Whether the subscriber is still reading messages stored before it connected. */
+  get catchingUp(): boolean {
+    return this.nextSeq <= this.horizon;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+  }
+
+  /** Sends what the window and the rate allow; called on connect, publish, ack and timer. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    this.pump()
+      .catch(this.onError)
+      .finally(() => {
+        this.pumping = false;
+        if (this.again) {
+          this.again = false;
+          this.wake();
+        }
+      });
+  }
+
+  private async pump(): Promise<void> {
+    while (!this.stopped && this.session.canSend()) {
+      const { firstSeq, lastSeq } = this.ws.streamBounds(this.topic.stream);
+      if (this.nextSeq < firstSeq) this.skipTo(firstSeq);
+      if (this.nextSeq > lastSeq) return;
+      const link = this.session.link!;
+      let allowance = Math.min(READ_BATCH, link.receiveMaximum - this.session.inflightCount);
+      if (this.catchingUp) {
+        this.refill();
+        if (this.tokens < 1) {
+          const waitMs = Math.ceil(((1 - this.tokens) / this.topic.ratePerSecond) * 1000);
+          this.timer?.cancel();
+          this.timer = this.clock.setTimeout(() => this.wake(), waitMs);
+          return;
+        }
+        allowance = Math.min(allowance, Math.floor(this.tokens));
+      }
+      const messages = await this.ws.readMessages(this.topic.stream, {
+        fromSeq: this.nextSeq,
+        maxMessages: Math.max(1, allowance),
+        maxBytes: READ_BYTES,
+      });
+      if (messages.length === 0) return;
+      for (const m of messages) {
+        if (this.stopped || !this.session.canSend()) return;
+        if (m.seq < this.nextSeq) continue;
+        const message = await this.toBrokerMessage(m);
+        if (this.stopped || !this.session.canSend()) return;
+        const qos = Math.min(this.subscription.qos, Number(m.headers[Header.qos] ?? 1)) as QoS;
+        const seq = m.seq;
+        if (seq <= this.horizon) this.tokens -= 1;
+        this.nextSeq = seq + 1;
+        const entry = { seq, acked: false };
+        this.outstanding.push(entry);
+        const ids = this.subscription.subscriptionId === undefined ? [] : [this.subscription.subscriptionId];
+        this.session.send(message, qos, ids, false, () => this.acked(entry), false);
+      }
+    }
+  }
+
+  private acked(entry: { seq: number; acked: boolean }): void {
+    entry.acked = true;
+    let advanced = false;
+    while (this.outstanding.length > 0 && this.outstanding[0]!.acked) {
+      this.tracker.lastAcked = this.outstanding.shift()!.seq;
+      advanced = true;
+    }
+    if (advanced) this.topic.trackerChanged();
+  }
+
+  /** Retention removed messages this subscriber had not received. */
+  private skipTo(firstSeq: number): void {
+    if (this.outstanding.length === 0 && this.tracker.lastAcked < firstSeq - 1) {
+      this.tracker.missed += firstSeq - 1 - this.tracker.lastAcked;
+      this.tracker.lastAcked = firstSeq - 1;
+      this.topic.trackerChanged();
+    }
+    this.nextSeq = firstSeq;
+  }
+
+  private refill(): void {
+    const now = this.clock.now();
+    const rate = this.topic.ratePerSecond;
+    this.tokens = Math.min(rate, this.tokens + ((now - this.refilledAt) / 1000) * rate);
+    this.refilledAt = now;
+  }
+
+  private async toBrokerMessage(m: StoredMessage): Promise<BrokerMessage> {
+    let payload = m.payload;
+    if (payload === undefined) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of this.ws.openPayload(m)) chunks.push(chunk as Buffer);
+      payload = Buffer.concat(chunks);
+    }
+    return {
+      topic: deliveryTopic(this.topic.filter, m.headers[Header.topic]),
+      payload,
+      qos: Number(m.headers[Header.qos] ?? 1) as QoS,
+      retain: false,
+      properties: propertiesFromHeaders(m.headers),
+      expiresAt: m.expiresAt,
+    };
+  }
+}
+
+/**
+ * The topic a stored message is delivered on: the one it was published to; for messages from
+ * other producers (HTTP) the `mqtt-topic` header if it matches the filter, else the filter
+ * itself, or its levels before the first wildcard.
+ */
+export function deliveryTopic(filter: string, published: string | undefined): string {
+  if (published !== undefined && !hasWildcard(published) && topicMatches(filter, published)) return published;
+  if (!hasWildcard(filter)) return filter;
+  const literal: string[] = [];
+  for (const level of filter.split('/')) {
+    if (level === '+' || level === '#') break;
+    literal.push(level);
+  }
+  return literal.length > 0 ? literal.join('/') : filter.replace(/[+#]/g, '_');
+}
