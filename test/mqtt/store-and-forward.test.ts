@@ -209,7 +209,7 @@ describe('mqtt store-and-forward topics', () => {
       await v5.publishAsync('plant/a/temp', '2', { qos: 1 });
       await expect(v5.publishAsync('plant/a/temp', '3', { qos: 1 })).rejects.toThrow(/Quota exceeded|151/i);
       const v3 = await connectClient(url, { protocolVersion: 4 });
-      const closed = new Promise((r) => v3.once('close', r));
+      const closed = new Promise<void>((r) => v3.once('close', () => r()));
       v3.publish('plant/a/temp', '4', { qos: 1 });
       await closed;
     } finally {
