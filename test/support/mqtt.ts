@@ -17,6 +17,8 @@ export function mqttUrl(gw: Gateway): string {
 export async function connectClient(url: string, options: IClientOptions = {}): Promise<MqttClient> {
   const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
   clients.push(client);
+  // Messages can arrive in the same read as the CONNACK: collect from the start.
+  received.set(client, listen(client));
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve());
     client.once('error', reject);
@@ -33,8 +35,14 @@ export interface Received {
   properties: Record<string, unknown> | undefined;
 }
 
-/** Collects messages the client receives. */
+const received = new WeakMap<MqttClient, Received[]>();
+
+/** The messages a client from connectClient has received so far (a live array). */
 export function collect(client: MqttClient): Received[] {
+  return received.get(client) ?? listen(client);
+}
+
+function listen(client: MqttClient): Received[] {
   const out: Received[] = [];
   client.on('message', (topic, payload, packet) =>
     out.push({ topic, payload, qos: packet.qos, retain: packet.retain, properties: packet.properties }),
