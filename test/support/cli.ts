@@ -36,7 +36,7 @@ export function cli(
 /** Starts `waystation start ...` and resolves once it logs its URL. */
 export async function startCli(
   args: readonly string[],
-): Promise<{ proc: ChildProcess; url: string; logs: string[] }> {
+): Promise<{ proc: ChildProcess; url: string; logs: string[]; mqtt: string | undefined }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', main, 'start', ...args], {
     cwd: repo,
     env: { ...process.env, WAYSTATION_LOG_LEVEL: 'info' },
@@ -56,7 +56,8 @@ export async function startCli(
       }
     });
   });
-  return { proc, url, logs };
+  const mqtt = logs.map((l) => /"tcp":"(mqtt:\/\/[^"]+)"/.exec(l)?.[1]).find((u) => u !== undefined);
+  return { proc, url, logs, mqtt };
 }
 
 /** Writes a gateway configuration (data in ./data, an ephemeral loopback port) to a temp dir. */
