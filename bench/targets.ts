@@ -3,11 +3,21 @@
  *
  * For each target (redis, postgres, nats, amqp, mqtt), on the servers on 127.0.0.1:
  *   1. direct: the same client library writes N messages (default 100 000 × 1 KiB) in batches of
- *      1000, the way the target does (pipelined, confirmed), timed;
+ *      1000, the way the target does (pipelined, confirmed). Timed from the first write to the
+ *      last confirmation: connecting (and creating the postgres table) happens before, as the
+ *      target does it when the route starts;
  *   2. through Waystation: the same N messages stored behind a held route with batch 1000, then
- *      released and drained to the target, timed from release to the last ack.
- * Prints both and the ratio (Waystation ÷ direct), last line `RESULT {json}` with `<target>_ratio`.
- * Flags: --messages N, --only redis,postgres,...
+ *      released and drained to the target, timed from release until the last message is
+ *      delivered (the wait for delivery of the last id, then checked against the route's count).
+ * Before the measured runs each side runs once with N/10 messages (at least one batch), not
+ * counted: both start with warm JIT code and an established connection. Then R repeats
+ * (default 3), each a direct run and a Waystation run back to back, in alternating order
+ * (direct first, then Waystation first, ...) so a slow spell of the shared machine hits both.
+ * Every run writes unique message ids (JetStream and postgres would drop duplicates), and the
+ * destination is emptied between runs, untimed.
+ * Prints every repeat, then per target the median direct and Waystation rates and the median of
+ * the per-repeat ratios (Waystation ÷ direct). Last line `RESULT {json}` with `<target>_ratio`.
+ * Flags: --messages N, --repeats R, --only redis,postgres,...
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
@@ -26,6 +36,8 @@ const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2)
   args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const N = Number(args.get('messages') ?? 100_000);
+const REPEATS = Number(args.get('repeats') ?? 3);
+const WARMUP = Math.max(1000, Math.round(N / 10));
 const BATCH = 1000;
 const only = args.get('only')?.split(',');
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -37,12 +49,20 @@ interface Case {
   name: string;
   /** Prepares the server for namespace `ns`; returns the target config and a cleanup. */
   prepare(ns: string): Promise<{ target: TargetInput; cleanup: () => Promise<void> }>;
-  /** Writes N messages directly in batches of BATCH; resolves when all are confirmed. */
-  direct(ns: string): Promise<void>;
+  /**
+   * Connects, then writes `n` messages directly in batches of BATCH with ids `<run>-<i>`, timed
+   * (by `batches`) until all are confirmed; resolves with the seconds taken.
+   */
+  direct(ns: string, run: string, n: number): Promise<number>;
+  /** Empties what the runs wrote, between runs (untimed). */
+  reset?(ns: string): Promise<void>;
 }
 
-const batches = async (fn: (from: number, count: number) => Promise<void>) => {
-  for (let from = 0; from < N; from += BATCH) await fn(from, Math.min(BATCH, N - from));
+/** Calls `fn` for each batch of `n` messages; resolves with the seconds the batches took. */
+const batches = async (n: number, fn: (from: number, count: number) => Promise<void>) => {
+  const started = performance.now();
+  for (let from = 0; from < n; from += BATCH) await fn(from, Math.min(BATCH, n - from));
+  return (performance.now() - started) / 1000;
 };
 
 const cases: Case[] = [
@@ -58,16 +78,17 @@ const cases: Case[] = [
         },
       };
     },
-    async direct(ns) {
+    async direct(ns, run, n) {
       const r = new Redis('redis://127.0.0.1:6379');
-      await batches(async (from, count) => {
+      await r.ping();
+      const seconds = await batches(n, async (from, count) => {
         const p = r.pipeline();
         for (let i = 0; i < count; i++) {
           p.xadd(
             `${ns}-d`,
             '*',
             'id',
-            `d-${from + i}`,
+            `${run}-${from + i}`,
             'stream',
             'bench',
             'seq',
@@ -84,6 +105,12 @@ const cases: Case[] = [
         }
         await p.exec();
       });
+      r.disconnect();
+      return seconds;
+    },
+    async reset(ns) {
+      const r = new Redis('redis://127.0.0.1:6379');
+      await r.del(`${ns}-w`, `${ns}-d`);
       r.disconnect();
     },
   },
@@ -103,12 +130,12 @@ const cases: Case[] = [
         },
       };
     },
-    async direct(ns) {
+    async direct(ns, run, n) {
       const pool = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/test' });
       await pool.query(
-        `CREATE TABLE "${ns}_d" (id text PRIMARY KEY, stream text NOT NULL, seq bigint NOT NULL, key text, headers jsonb NOT NULL, ts timestamptz NOT NULL, payload bytea NOT NULL)`,
+        `CREATE TABLE IF NOT EXISTS "${ns}_d" (id text PRIMARY KEY, stream text NOT NULL, seq bigint NOT NULL, key text, headers jsonb NOT NULL, ts timestamptz NOT NULL, payload bytea NOT NULL)`,
       );
-      await batches(async (from, count) => {
+      const seconds = await batches(n, async (from, count) => {
         const values: unknown[] = [];
         const rows: string[] = [];
         for (let i = 0; i < count; i++) {
@@ -116,7 +143,7 @@ const cases: Case[] = [
           rows.push(
             `($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, to_timestamp($${n + 6} / 1000.0), $${n + 7})`,
           );
-          values.push(`d-${from + i}`, 'bench', from + i, null, '{}', Date.now(), payload);
+          values.push(`${run}-${from + i}`, 'bench', from + i, null, '{}', Date.now(), payload);
         }
         const client = await pool.connect();
         await client.query('BEGIN');
@@ -127,6 +154,15 @@ const cases: Case[] = [
         await client.query('COMMIT');
         client.release();
       });
+      await pool.end();
+      return seconds;
+    },
+    async reset(ns) {
+      const pool = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/test' });
+      for (const t of [`${ns}_w`, `${ns}_d`])
+        await pool.query(
+          `DO $$ BEGIN IF to_regclass('"${t}"') IS NOT NULL THEN TRUNCATE "${t}"; END IF; END $$`,
+        );
       await pool.end();
     },
   },
@@ -144,21 +180,27 @@ const cases: Case[] = [
         },
       };
     },
-    async direct(ns) {
+    async direct(ns, run, n) {
       const nc = await natsConnect({ servers: '127.0.0.1:4222' });
       const js = jetstream(nc);
-      await batches(async (from, count) => {
+      const seconds = await batches(n, async (from, count) => {
         await Promise.all(
           Array.from({ length: count }, (_, i) => {
             // The same headers the target sends.
             const h = natsHeaders();
-            h.set('Waystation-Id', `d-${from + i}`);
+            h.set('Waystation-Id', `${run}-${from + i}`);
             h.set('Waystation-Stream', 'bench');
             h.set('Waystation-Seq', String(from + i));
-            return js.publish(`${ns}.d`, payload, { msgID: `d-${from + i}`, headers: h });
+            return js.publish(`${ns}.d`, payload, { msgID: `${run}-${from + i}`, headers: h });
           }),
         );
       });
+      await nc.close();
+      return seconds;
+    },
+    async reset(ns) {
+      const nc = await natsConnect({ servers: '127.0.0.1:4222' });
+      await (await jetstreamManager(nc)).streams.purge(ns);
       await nc.close();
     },
   },
@@ -176,21 +218,28 @@ const cases: Case[] = [
         },
       };
     },
-    async direct(ns) {
+    async direct(ns, run, n) {
       const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
       const ch = await conn.createConfirmChannel();
-      await batches(async (from, count) => {
+      const seconds = await batches(n, async (from, count) => {
         for (let i = 0; i < count; i++) {
           ch.publish('', `${ns}-d`, payload, {
             persistent: true,
             mandatory: true,
-            messageId: `d-${from + i}`,
+            messageId: `${run}-${from + i}`,
             timestamp: Math.floor(Date.now() / 1000),
             headers: { 'waystation-stream': 'bench', 'waystation-seq': from + i },
           });
         }
         await ch.waitForConfirms();
       });
+      await conn.close();
+      return seconds;
+    },
+    async reset(ns) {
+      const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
+      const ch = await conn.createChannel();
+      for (const q of [`${ns}-w`, `${ns}-d`]) await ch.purgeQueue(q);
       await conn.close();
     },
   },
@@ -202,16 +251,16 @@ const cases: Case[] = [
         cleanup: async () => {},
       };
     },
-    async direct(ns) {
+    async direct(ns, run, n) {
       const c = await mqtt.connectAsync('mqtt://127.0.0.1:1883', { protocolVersion: 5 });
-      await batches(async (from, count) => {
+      const seconds = await batches(n, async (from, count) => {
         await Promise.all(
           Array.from({ length: count }, (_, i) =>
             c.publishAsync(`${ns}/d`, payload, {
               qos: 1,
               properties: {
                 userProperties: {
-                  'waystation-id': `d-${from + i}`,
+                  'waystation-id': `${run}-${from + i}`,
                   'waystation-stream': 'bench',
                   'waystation-seq': String(from + i),
                 },
@@ -221,12 +270,14 @@ const cases: Case[] = [
         );
       });
       await c.endAsync();
+      return seconds;
     },
   },
 ];
 
-async function throughWaystation(ns: string, target: TargetInput): Promise<number> {
+async function throughWaystation(ns: string, target: TargetInput, n: number): Promise<number> {
   const dataDir = join(repo, '.bench-data', `targets-${ns}`);
+  await rm(dataDir, { recursive: true, force: true });
   const ws = await Waystation.open(
     {
       dataDir,
@@ -239,44 +290,86 @@ async function throughWaystation(ns: string, target: TargetInput): Promise<numbe
   const route = ws.route('r');
   route.store();
   const batch = Array.from({ length: BATCH }, () => ({ payload }));
-  for (let sent = 0; sent < N; sent += BATCH)
-    await ws.publishBatch('bench', batch.slice(0, Math.min(BATCH, N - sent)));
+  let lastId = '';
+  for (let sent = 0; sent < n; sent += BATCH)
+    lastId = (await ws.publishBatch('bench', batch.slice(0, Math.min(BATCH, n - sent)))).at(-1)!.id;
   const started = performance.now();
   route.forward();
+  // fifo: the last message is delivered last. The count check catches anything else.
+  await ws.messageStatus(lastId, { waitFor: 'delivered', timeout: 600_000 });
+  let ended = performance.now();
   for (;;) {
     const s = await route.snapshot();
-    if (s.forwarded >= N) break;
     if (s.deadLettered > 0) throw new Error(`${target.type}: dead letters: ${s.lastError}`);
+    if (s.forwarded >= n) break;
     await new Promise((r) => setTimeout(r, 10));
+    ended = performance.now();
   }
-  const seconds = (performance.now() - started) / 1000;
   await ws.close();
   await rm(dataDir, { recursive: true, force: true });
-  return N / seconds;
+  return n / ((ended - started) / 1000);
 }
 
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-const result: Record<string, number> = { messages: N };
-console.log(`${fmt(N)} x 1 KiB messages per case, batches of ${BATCH}\n`);
-console.log('target      direct msgs/s   via waystation msgs/s   ratio');
+const result: Record<string, number> = { messages: N, repeats: REPEATS };
+const summary: string[] = [];
+console.log(
+  `${fmt(N)} x 1 KiB messages per run, batches of ${BATCH}; warm-up ${fmt(WARMUP)} each way, then ${REPEATS} repeats\n`,
+);
+console.log('target     run       direct msgs/s   via waystation msgs/s   ratio');
 for (const c of cases) {
   if (only && !only.includes(c.name)) continue;
   const ns = `wsb${randomBytes(4).toString('hex')}`;
   const { target, cleanup } = await c.prepare(ns);
   try {
-    const t0 = performance.now();
-    await c.direct(ns);
-    const direct = N / ((performance.now() - t0) / 1000);
-    const via = await throughWaystation(ns, target);
-    const ratio = via / direct;
-    console.log(
-      `${c.name.padEnd(10)} ${fmt(direct).padStart(14)} ${fmt(via).padStart(23)}   ${ratio.toFixed(2)} ${ratio >= 0.8 ? 'PASS' : 'MISS'}`,
+    const runDirect = async (run: string, n: number) => {
+      const seconds = await c.direct(ns, run, n);
+      await c.reset?.(ns);
+      return n / seconds;
+    };
+    const runVia = async (n: number) => {
+      const rate = await throughWaystation(ns, target, n);
+      await c.reset?.(ns);
+      return rate;
+    };
+    await runDirect('warm', WARMUP);
+    await runVia(WARMUP);
+    const directs: number[] = [];
+    const vias: number[] = [];
+    const ratios: number[] = [];
+    for (let r = 1; r <= REPEATS; r++) {
+      let direct: number;
+      let via: number;
+      if (r % 2 === 1) {
+        direct = await runDirect(`d${r}`, N);
+        via = await runVia(N);
+      } else {
+        via = await runVia(N);
+        direct = await runDirect(`d${r}`, N);
+      }
+      directs.push(direct);
+      vias.push(via);
+      ratios.push(via / direct);
+      console.log(
+        `${c.name.padEnd(10)} ${String(r).padEnd(5)} ${fmt(direct).padStart(14)} ${fmt(via).padStart(23)}   ${(via / direct).toFixed(2)}`,
+      );
+    }
+    const ratio = median(ratios);
+    summary.push(
+      `${c.name.padEnd(10)} median ${fmt(median(directs)).padStart(14)} ${fmt(median(vias)).padStart(23)}   ${ratio.toFixed(2)} ${ratio >= 0.8 ? 'PASS' : 'MISS'}  (ratios ${ratios.map((x) => x.toFixed(2)).join(' / ')})`,
     );
-    result[`${c.name}_direct_msgs_per_s`] = Math.round(direct);
-    result[`${c.name}_waystation_msgs_per_s`] = Math.round(via);
+    result[`${c.name}_direct_msgs_per_s`] = Math.round(median(directs));
+    result[`${c.name}_waystation_msgs_per_s`] = Math.round(median(vias));
     result[`${c.name}_ratio`] = Number(ratio.toFixed(3));
+    result[`${c.name}_ratio_min`] = Number(Math.min(...ratios).toFixed(3));
   } finally {
     await cleanup();
   }
 }
-console.log(`\n(target: every ratio >= 0.8)\nRESULT ${JSON.stringify(result)}`);
+console.log(`\n${summary.join('\n')}`);
+console.log(`\n(target: every median ratio >= 0.8)\nRESULT ${JSON.stringify(result)}`);
