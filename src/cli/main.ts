@@ -222,15 +222,108 @@ program
     );
   });
 
-program
-  .command('topics')
-  .description('MQTT store-and-forward topics (arrives with the MQTT broker)')
-  .allowUnknownOption()
-  .action(() => {
-    throw new UsageError(
-      'MQTT store-and-forward topics are not available in this version yet (they arrive with the MQTT broker)',
+const topics = program.command('topics').description('MQTT store-and-forward topics');
+
+topics
+  .command('list')
+  .description('store-and-forward topics with their stream and subscribers')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (opts: { url: string; token?: string; json?: boolean }) => {
+    const { topics: list } = await client(opts).get<{ topics: TopicRow[] }>('/v1/mqtt/topics');
+    if (opts.json) return print(list);
+    printTable(
+      list.map((t) => ({
+        ...t,
+        retention: t.retention === 'forever' ? 'forever' : `${t.retention.period} ${t.retention.unit}`,
+        subscribers: t.subscribers.length,
+        behind: t.subscribers.reduce((n, s) => n + s.behind, 0),
+      })),
+      [
+        'topic',
+        'stream',
+        'source',
+        'messages',
+        'retention',
+        'maxDeliveryRatePerSecond',
+        'subscribers',
+        'behind',
+      ],
     );
   });
+
+topics
+  .command('create')
+  .description('create a store-and-forward topic (FairCom EDGE semantics; see docs/mqtt.md)')
+  .argument('<topic>', 'topic filter, e.g. "plant/+/temp"')
+  .requiredOption('--stream <name>', 'the new stream that stores its messages')
+  .option('--retention <period>', 'e.g. "3 month", "12 hour" or "forever"', 'forever')
+  .option('--rate <n>', 'maxDeliveryRatePerSecond', '100')
+  .option('--new-subscribers <mode>', 'NewMessages | StoredMessages', 'NewMessages')
+  .option('--max-stored <n>', 'newSubscriberMaxStoredMessages: a number or "all"', '1000')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (topic: string, opts: TopicCreateOpts) => {
+    const body = {
+      topic,
+      stream: opts.stream,
+      retention: parseRetention(opts.retention),
+      maxDeliveryRatePerSecond: integer(opts.rate, '--rate'),
+      newSubscriberDeliveryMode: opts.newSubscribers,
+      newSubscriberMaxStoredMessages:
+        opts.maxStored === 'all' ? 'all' : integer(opts.maxStored, '--max-stored'),
+    };
+    const created = await client(opts).send<TopicRow>('POST', '/v1/mqtt/topics', JSON.stringify(body), {
+      'content-type': 'application/json',
+    });
+    if (opts.json) return print(created);
+    process.stdout.write(`created ${created.topic} (stream ${created.stream})\n`);
+  });
+
+topics
+  .command('remove')
+  .description('remove a store-and-forward topic: deletes its stream, data files and subscriber tracking')
+  .argument('<topic>', 'the topic filter or its stream name')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .action(async (topic: string, opts: { url: string; token?: string }) => {
+    await client(opts).send('DELETE', `/v1/mqtt/topics/${encodeURIComponent(topic)}`);
+    process.stdout.write(`removed ${topic}\n`);
+  });
+
+interface TopicRow {
+  topic: string;
+  stream: string;
+  retention: 'forever' | { period: number; unit: string };
+  subscribers: { clientId: string; behind: number }[];
+  [key: string]: unknown;
+}
+
+interface TopicCreateOpts {
+  stream: string;
+  retention: string;
+  rate: string;
+  newSubscribers: string;
+  maxStored: string;
+  url: string;
+  token?: string;
+  json?: boolean;
+}
+
+function parseRetention(text: string): 'forever' | { period: number; unit: string } {
+  if (text === 'forever') return 'forever';
+  const m = /^(\d+)\s*(minute|hour|day|week|month|year)s?$/.exec(text.trim());
+  if (!m) throw new UsageError(`--retention must be like "3 month", "12 hour" or "forever", not "${text}"`);
+  return { period: Number(m[1]), unit: m[2]! };
+}
+
+function integer(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a whole number, not "${text}"`);
+  return n;
+}
 
 program
   .command('hash-token')
