@@ -83,14 +83,17 @@ export class Gateway {
     );
 
     let ws: Waystation | undefined;
-    const metrics = createMetrics(() => ws);
+    let mqtt: MqttServer | undefined;
+    const metrics = createMetrics(
+      () => ws,
+      () => mqtt?.broker,
+    );
     ws = await Waystation.open(config as WaystationConfigInput, {
       ...options.waystation,
       logger,
       baseDir,
       observe: { delivery: metrics.observeDelivery, logCommit: metrics.observeFsync },
     });
-    let mqtt: MqttServer | undefined;
     try {
       if (parsed.mqtt) mqtt = await MqttServer.start(ws, parsed.mqtt, logger);
       const readiness: Readiness = { ready: false };

@@ -3,6 +3,7 @@
  * snapshots, plus histograms fed by the engine (delivery latency) and the log (fsync latency).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Broker } from '../ingest/mqtt/broker.js';
 import { RouteStates } from '../store/route-progress.js';
 import type { Waystation } from '../waystation.js';
 
@@ -18,7 +19,10 @@ export interface Metrics {
 
 const OUTCOMES = ['forwarded', 'expired', 'pruned', 'purged', 'deadLettered'] as const;
 
-export function createMetrics(ws: () => Waystation | undefined): Metrics {
+export function createMetrics(
+  ws: () => Waystation | undefined,
+  mqtt: () => Broker | undefined = () => undefined,
+): Metrics {
   const registry = new Registry();
   const registers = [registry];
 
@@ -95,6 +99,38 @@ export function createMetrics(ws: () => Waystation | undefined): Metrics {
     buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 1],
     registers,
   });
+  const mqttConnections = new Gauge({
+    name: 'waystation_mqtt_connections',
+    help: 'Connected MQTT clients',
+    registers,
+  });
+  const mqttSessions = new Gauge({
+    name: 'waystation_mqtt_sessions',
+    help: 'MQTT sessions, connected or kept for their expiry interval',
+    registers,
+  });
+  const mqttReceived = new Counter({
+    name: 'waystation_mqtt_messages_received_total',
+    help: 'PUBLISH packets accepted from MQTT clients (and wills)',
+    registers,
+  });
+  const mqttSent = new Counter({
+    name: 'waystation_mqtt_messages_sent_total',
+    help: 'PUBLISH packets sent to MQTT subscribers',
+    registers,
+  });
+  const mqttDropped = new Counter({
+    name: 'waystation_mqtt_messages_dropped_total',
+    help: 'Messages for ordinary topics not delivered: offline queue full, larger than the client accepts, expired',
+    labelNames: ['reason'],
+    registers,
+  });
+  const sfBehind = new Gauge({
+    name: 'waystation_mqtt_sf_subscriber_behind_messages',
+    help: 'Stored messages a store-and-forward subscriber has not acknowledged',
+    labelNames: ['topic', 'client_id'],
+    registers,
+  });
   collectDefaultMetrics({ register: registry, prefix: 'waystation_' });
 
   return {
@@ -121,6 +157,21 @@ export function createMetrics(ws: () => Waystation | undefined): Metrics {
         redelivered.inc({ route: r.name }, r.redelivered);
         failures.inc({ route: r.name }, r.failures);
       }
+      const broker = mqtt();
+      if (!broker) return;
+      const stats = broker.stats();
+      mqttConnections.set(stats.connections);
+      mqttSessions.set(stats.sessions);
+      mqttReceived.reset();
+      mqttReceived.inc(stats.received);
+      mqttSent.reset();
+      mqttSent.inc(stats.sent);
+      mqttDropped.reset();
+      for (const [reason, n] of Object.entries(stats.dropped)) mqttDropped.inc({ reason }, n);
+      sfBehind.reset();
+      for (const t of broker.listTopics())
+        for (const sub of t.subscribers)
+          sfBehind.set({ topic: t.topic, client_id: sub.clientId }, sub.behind);
     },
     observeDelivery: (route, seconds) => delivery.observe({ route }, seconds),
     observeFsync: (seconds) => fsync.observe(seconds),

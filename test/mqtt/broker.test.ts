@@ -23,6 +23,10 @@ describe('mqtt broker: core MQTT', () => {
         ['q1', 1],
         ['q2', 2],
       ]);
+      const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+      expect(metrics).toMatch(/^waystation_mqtt_connections 2$/m);
+      expect(metrics).toMatch(/^waystation_mqtt_messages_received_total 4$/m);
+      expect(metrics).toMatch(/^waystation_mqtt_messages_sent_total 3$/m);
     } finally {
       await gw.close();
     }
