@@ -52,6 +52,7 @@ export class Connection implements ClientConnection, Link {
   private lastPacketAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private willOnClose = true;
+  private corked = false;
   private readonly log: Logger;
 
   constructor(
@@ -83,6 +84,7 @@ export class Connection implements ClientConnection, Link {
   sendPublish(packet: IPublishPacket): boolean {
     const bytes = this.encode(packet);
     if (bytes.byteLength > this.maxPacketSize) return false;
+    this.cork();
     this.socket.write(bytes);
     return true;
   }
@@ -463,7 +465,20 @@ export class Connection implements ClientConnection, Link {
   }
 
   private write(packet: Packet): void {
-    if (this.socket.writable) this.socket.write(this.encode(packet));
+    if (!this.socket.writable) return;
+    this.cork();
+    this.socket.write(this.encode(packet));
+  }
+
+  /** Acks answered together (one commit of the log) leave in one segment, not one syscall each. */
+  private cork(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
   }
 
   private startKeepAlive(seconds: number): void {
