@@ -335,7 +335,10 @@ function ttlMs(value: number | string): number {
   return ms;
 }
 
-function lowerCaseKeys(headers: Readonly<Record<string, string>>): Record<string, string> {
+function lowerCaseKeys(headers: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
+  let lower = true;
+  for (const k in headers) if (k !== k.toLowerCase()) lower = false;
+  if (lower) return headers;
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) out[k.toLowerCase()] = v;
   return out;

@@ -246,18 +246,13 @@ export class Broker {
     this.received++;
     const sfTopics = this.topics.matching(message.topic);
     if (sfTopics.length > 0) {
-      const headers = toHeaders(message);
-      const ttl =
-        message.expiresAt === undefined ? undefined : Math.max(1, message.expiresAt - this.clock.now());
-      await Promise.all(
-        sfTopics.map((t) =>
-          this.ws.publish(t.stream, message.payload, {
-            headers,
-            ...(ttl === undefined ? {} : { ttl }),
-            ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
-          }),
-        ),
-      );
+      const options = {
+        headers: toHeaders(message),
+        ttl: message.expiresAt === undefined ? undefined : Math.max(1, message.expiresAt - this.clock.now()),
+        idempotencyKey,
+      };
+      if (sfTopics.length === 1) await this.ws.publish(sfTopics[0]!.stream, message.payload, options);
+      else await Promise.all(sfTopics.map((t) => this.ws.publish(t.stream, message.payload, options)));
     }
     if (message.retain) this.retained.set(message);
     return this.route(message, publisher) || sfTopics.some((t) => t.trackers.size > 0);

@@ -17,6 +17,7 @@ import mqttPacket, {
   type QoS,
 } from 'mqtt-packet';
 import type { Logger } from 'pino';
+import { AnswerQueue } from './answer-queue.js';
 import { MqttAuth as Auth, type MqttAuth, type MqttPrincipal } from './auth.js';
 import { type Broker, type ClientConnection, isStorageRefusal, Reason } from './broker.js';
 import { type BrokerMessage, idempotencyKeyOf, type PublishProperties } from './message.js';
@@ -24,6 +25,7 @@ import type { Link, Session, Subscription } from './session.js';
 import { parseShared, topicFilterProblem, topicNameProblem } from './topic.js';
 
 const TOPIC_ALIAS_MAXIMUM = 10;
+const NO_PROPERTIES: PublishProperties = Object.freeze({});
 const MQTT_MAX_PACKET = 268_435_460;
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -47,7 +49,7 @@ export class Connection implements ClientConnection, Link {
   private readonly aliases = new Map<number, string>();
   /** Incoming QoS 1/2 publishes not yet answered; reading pauses at the receive maximum. */
   private unanswered = 0;
-  private answers: Promise<void> = Promise.resolve();
+  private readonly answers = new AnswerQueue();
   private keepAliveMs = 0;
   private lastPacketAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
@@ -145,9 +147,7 @@ export class Connection implements ClientConnection, Link {
         const known = this.session!.incomingQos2.delete(p.messageId!);
         const reasonCode = known || this.protocolVersion !== 5 ? Reason.success : Reason.packetIdNotFound;
         // After the PUBRECs before it, so answers stay in order.
-        this.answers = this.answers.then(() =>
-          this.write({ cmd: 'pubcomp', messageId: p.messageId!, reasonCode }),
-        );
+        this.answers.now(() => this.write({ cmd: 'pubcomp', messageId: p.messageId!, reasonCode }));
         return;
       }
       case 'pubcomp':
@@ -307,14 +307,14 @@ export class Connection implements ClientConnection, Link {
       return;
     }
     const qos = p.qos;
-    const packetId = p.messageId;
-    const answer = (reasonCode: number) => {
-      if (qos === 1) this.write({ cmd: 'puback', messageId: packetId!, reasonCode });
-      else if (qos === 2) this.write({ cmd: 'pubrec', messageId: packetId!, reasonCode });
-    };
-    if (qos === 2 && this.session!.incomingQos2.has(packetId!)) {
+    const packetId = p.messageId!;
+    const answer =
+      qos === 1
+        ? (reasonCode: number) => this.write({ cmd: 'puback', messageId: packetId, reasonCode })
+        : (reasonCode: number) => this.write({ cmd: 'pubrec', messageId: packetId, reasonCode });
+    if (qos === 2 && this.session!.incomingQos2.has(packetId)) {
       // A resent QoS 2 publish we already stored: answer again, do not store twice [MQTT-4.3.3-10].
-      this.answers = this.answers.then(() => answer(Reason.success));
+      this.answers.now(answer, Reason.success);
       return;
     }
     if (!Auth.mayPublish(this.principal, topic)) {
@@ -322,23 +322,22 @@ export class Connection implements ClientConnection, Link {
         this.violation(Reason.notAuthorized, `not authorized to publish to ${topic}`);
         return;
       }
-      if (qos > 0) this.answers = this.answers.then(() => answer(Reason.notAuthorized));
+      if (qos > 0) this.answers.now(answer, Reason.notAuthorized);
       return;
     }
-    const { topicAlias, subscriptionIdentifier, messageExpiryInterval, ...properties } = p.properties ?? {};
+    let properties: PublishProperties = NO_PROPERTIES;
+    let expiresAt: number | undefined;
+    if (p.properties) {
+      const { topicAlias, subscriptionIdentifier, messageExpiryInterval, ...rest } = p.properties;
+      properties = rest;
+      if (messageExpiryInterval !== undefined) expiresAt = Date.now() + messageExpiryInterval * 1000;
+    }
     const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
     if (properties.payloadFormatIndicator && !isUtf8(payload)) {
-      if (qos > 0) this.answers = this.answers.then(() => answer(Reason.payloadFormatInvalid));
+      if (qos > 0) this.answers.now(answer, Reason.payloadFormatInvalid);
       return;
     }
-    const message: BrokerMessage = {
-      topic,
-      payload,
-      qos,
-      retain: p.retain,
-      properties,
-      expiresAt: messageExpiryInterval === undefined ? undefined : Date.now() + messageExpiryInterval * 1000,
-    };
+    const message: BrokerMessage = { topic, payload, qos, retain: p.retain, properties, expiresAt };
     const stored = this.options.broker.publish(message, this.clientId, idempotencyKeyOf(properties));
     if (qos === 0) {
       stored.catch((err) =>
@@ -346,28 +345,11 @@ export class Connection implements ClientConnection, Link {
       );
       return;
     }
-    if (qos === 2) this.session!.incomingQos2.add(packetId!);
-    this.unanswered++;
-    if (this.unanswered >= this.options.broker.config.receiveMaximum) this.socket.pause();
-    const outcome = stored.then(
-      () => Reason.success,
-      (err: unknown) => {
-        if (qos === 2) this.session?.incomingQos2.delete(packetId!);
-        if (isStorageRefusal(err)) {
-          this.log.warn(
-            { clientId: this.clientId, topic, err: (err as Error).message },
-            'mqtt: publish refused',
-          );
-          return Reason.quotaExceeded;
-        }
-        this.log.error({ err, clientId: this.clientId, topic }, 'mqtt: storing a publish failed');
-        return Reason.unspecified;
-      },
-    );
-    this.answers = this.answers.then(async () => {
-      const code = await outcome;
-      this.unanswered--;
-      if (this.unanswered < this.options.broker.config.receiveMaximum) this.socket.resume();
+    if (qos === 2) this.session!.incomingQos2.add(packetId);
+    const limit = this.options.broker.config.receiveMaximum;
+    if (++this.unanswered >= limit) this.socket.pause();
+    const done = this.answers.later((code) => {
+      if (--this.unanswered < limit) this.socket.resume();
       if (this.state === 'closed') return;
       // 3.1.1 has no failure PUBACK: disconnect so the client keeps the message and retries.
       if (code !== Reason.success && !v5) {
@@ -376,6 +358,22 @@ export class Connection implements ClientConnection, Link {
       }
       answer(code);
     });
+    stored.then(
+      () => done(Reason.success),
+      (err: unknown) => {
+        if (qos === 2) this.session?.incomingQos2.delete(packetId);
+        if (isStorageRefusal(err)) {
+          this.log.warn(
+            { clientId: this.clientId, topic, err: (err as Error).message },
+            'mqtt: publish refused',
+          );
+          done(Reason.quotaExceeded);
+          return;
+        }
+        this.log.error({ err, clientId: this.clientId, topic }, 'mqtt: storing a publish failed');
+        done(Reason.unspecified);
+      },
+    );
   }
 
   private onSubscribe(p: ISubscribePacket): void {
@@ -418,7 +416,7 @@ export class Connection implements ClientConnection, Link {
         storeAndForward: false,
       });
     }
-    this.answers = this.answers.then(() => {
+    this.answers.now(() => {
       if (this.state === 'closed') return;
       this.write({ cmd: 'suback', messageId: p.messageId!, granted });
       for (const sub of accepted) this.options.broker.subscribe(this.session!, sub);
@@ -429,7 +427,7 @@ export class Connection implements ClientConnection, Link {
     const codes = p.unsubscriptions.map((f) =>
       this.options.broker.unsubscribe(this.session!, f) ? Reason.success : Reason.noSubscriptionExisted,
     );
-    this.answers = this.answers.then(() => {
+    this.answers.now(() => {
       if (this.protocolVersion === 5)
         this.write({ cmd: 'unsuback', messageId: p.messageId!, granted: codes });
       else this.write({ cmd: 'unsuback', messageId: p.messageId!, granted: [] });
