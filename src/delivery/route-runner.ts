@@ -107,7 +107,7 @@ export class RouteRunner {
   private retryAfterMs: number | undefined;
   private pumpDone: Promise<void> = Promise.resolve();
   /** Messages read ahead while a batch was at the target, per stream (at most one batch each). */
-  private readonly prefetched = new Map<string, Map<number, StoredMessage>>();
+  private readonly prefetched = new Map<string, ReadAhead>();
   private prefetching: Promise<void> | undefined;
   private running = false;
   private readonly idleWaiters: (() => void)[] = [];
@@ -284,9 +284,7 @@ export class RouteRunner {
       );
       if (seqs.length === 0) continue;
       const { messages } = await this.readCandidates(stream, seqs, backward, true);
-      const bySeq = new Map<number, StoredMessage>();
-      for (const m of messages) bySeq.set(m.seq, m);
-      this.prefetched.set(name, bySeq);
+      this.prefetched.set(name, new ReadAhead(messages, backward));
     }
   }
 
@@ -377,7 +375,7 @@ export class RouteRunner {
     this.flushTimer = undefined;
     if (paced) this.tokens -= chosen.length;
     const flying = this.flying.get(stream.name)!;
-    for (const m of chosen) flying.set(m.seq, m.key);
+    for (let i = 0; i < chosen.length; i++) flying.set(chosen[i]!.seq, chosen[i]!.key);
     return { stream, messages: chosen, probe };
   }
 
@@ -427,12 +425,7 @@ export class RouteRunner {
       let j = i;
       while (j + 1 < seqs.length && Math.abs(seqs[j + 1]! - seqs[j]!) === 1) j++;
       const count = j - i + 1;
-      const ahead = this.prefetched.get(stream.name);
-      if (ahead && ahead.size >= count && allIn(ahead, seqs, i, j)) {
-        for (let k = i; k <= j; k++) {
-          out.push(ahead.get(seqs[k]!)!);
-          ahead.delete(seqs[k]!);
-        }
+      if (this.prefetched.get(stream.name)?.take(seqs, i, j, out)) {
         i = j + 1;
         continue;
       }
@@ -443,7 +436,7 @@ export class RouteRunner {
         maxMessages: count,
         maxBytes: Math.max(this.deps.options.batchMaxBytes, 64 * 1024),
       });
-      for (const m of got) out.push(m);
+      for (let k = 0; k < got.length; k++) out.push(got[k]!);
       // The log skips records it found damaged: those seqs, up to the last record returned
       // (or the whole run when none was), can never be read. Beyond it: the byte budget.
       // seqs[i..j] are consecutive, so the last record's place in the run is its distance from
@@ -503,7 +496,8 @@ export class RouteRunner {
     const blocked = opts.ordering === 'key' ? this.blockedKeys(stream.name, now) : undefined;
     let bytes = 0;
     const flying = this.flying.get(stream.name)!;
-    for (const m of messages) {
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
       // The read was asynchronous: retention, a purge or another pick may have taken it meanwhile.
       if (p.done.has(m.seq) || flying.has(m.seq)) continue;
       if (this.isExpired(m, now)) {
@@ -589,7 +583,7 @@ export class RouteRunner {
     // must not look pending to a concurrent pick.
     this.batchesInFlight--;
     const flying = this.flying.get(stream.name)!;
-    for (const m of messages) flying.delete(m.seq);
+    for (let i = 0; i < messages.length; i++) flying.delete(messages[i]!.seq);
     if (this.batchesInFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     this.pump();
   }
@@ -1045,15 +1039,51 @@ class MessageDelivery implements Delivery {
   }
 }
 
-/** Whether every one of seqs[i..j] is in `ahead`. */
-function allIn(
-  ahead: ReadonlyMap<number, StoredMessage>,
-  seqs: readonly number[],
-  i: number,
-  j: number,
-): boolean {
-  for (let k = i; k <= j; k++) if (!ahead.has(seqs[k]!)) return false;
-  return true;
+/**
+ * One read-ahead: messages in the order they were read (ascending seqs, or descending for lifo),
+ * each handed out at most once.
+ */
+class ReadAhead {
+  private readonly taken: Uint8Array;
+
+  constructor(
+    private readonly messages: readonly StoredMessage[],
+    private readonly backward: boolean,
+  ) {
+    this.taken = new Uint8Array(messages.length);
+  }
+
+  /**
+   * Appends the messages of seqs[i..j] (a run of consecutive seqs in reading order) to `out` and
+   * returns true if all of them are here and not yet taken; otherwise changes nothing.
+   */
+  take(seqs: readonly number[], i: number, j: number, out: StoredMessage[]): boolean {
+    const first = this.indexOf(seqs[i]!);
+    const count = j - i + 1;
+    if (first < 0 || first + count > this.messages.length) return false;
+    for (let k = 0; k < count; k++) {
+      if (this.taken[first + k] === 1 || this.messages[first + k]!.seq !== seqs[i + k]) return false;
+    }
+    for (let k = 0; k < count; k++) {
+      this.taken[first + k] = 1;
+      out.push(this.messages[first + k]!);
+    }
+    return true;
+  }
+
+  /** Binary search: the messages are sorted by seq in reading order. */
+  private indexOf(seq: number): number {
+    let lo = 0;
+    let hi = this.messages.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const at = this.messages[mid]!.seq;
+      if (at === seq) return mid;
+      if (this.backward ? at > seq : at < seq) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
 }
 
 function attemptKey(stream: string, seq: number): string {

@@ -699,7 +699,8 @@ export class Log {
       if (taken === 0) return { seq: s, bytes: 0 };
       const buf = Buffer.allocUnsafe(highPos - lowPos);
       const n = await file.read(buf, 0, buf.byteLength, lowPos);
-      for (const seq of wanted) {
+      for (let w = 0; w < wanted.length; w++) {
+        const seq = wanted[w]!;
         const pos = seg.positionOf(seq);
         if (pos === LOST) continue;
         const result = decodeRecord(buf, pos - lowPos, n);

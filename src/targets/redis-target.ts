@@ -51,7 +51,8 @@ export class RedisTarget implements Target {
     const pipeline = this.client.pipeline();
     const { maxLen } = this.options;
     const cap = maxLen === undefined ? undefined : String(maxLen);
-    for (const d of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const d = batch[i]!;
       const stream = this.stream(d);
       const payload = d.payload ?? (await payloadBytes(d));
       const seq = String(d.seq);
