@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { restartGateway, startGateway } from '../support/gateway.js';
 import { collect, connectClient, mqttUrl } from '../support/mqtt.js';
+import { ScriptedTarget } from '../support/scripted-target.js';
 import { until } from '../support/wait.js';
 
 const topic = (over: Record<string, unknown> = {}) => ({
@@ -212,6 +213,48 @@ describe('mqtt store-and-forward topics', () => {
       const closed = new Promise<void>((r) => v3.once('close', () => r()));
       v3.publish('plant/a/temp', '4', { qos: 1 });
       await closed;
+    } finally {
+      await gw.close();
+    }
+  });
+  it('is forwarded by routes like any stream, and kept for new subscribers after the route delivered it', async () => {
+    const target = new ScriptedTarget();
+    const { gw } = await startGateway(
+      {
+        mqtt: {
+          allowAnonymous: true,
+          storeAndForwardTopics: [
+            topic({ newSubscriberDeliveryMode: 'StoredMessages', newSubscriberMaxStoredMessages: 'all' }),
+          ],
+        },
+        targets: { erp: { type: 'null' } },
+        routes: { out: { streams: ['temps'], target: 'erp' } },
+      },
+      { erp: target },
+    );
+    try {
+      const pub = await connectClient(mqttUrl(gw), { protocolVersion: 5 });
+      await pub.publishAsync('plant/7/temp', '21.5', {
+        qos: 1,
+        properties: { contentType: 'text/plain', userProperties: { unit: 'C' } },
+      });
+      await until(() => target.delivered.length === 1, 5000, 'the route delivery');
+      expect(target.delivered[0]!.headers).toEqual({
+        'mqtt-topic': 'plant/7/temp',
+        'mqtt-qos': '1',
+        'content-type': 'text/plain',
+        unit: 'C',
+      });
+      // The log's collection runs every second; the topic's retention (forever) holds the message.
+      await new Promise((r) => setTimeout(r, 1500));
+      const sub = await connectClient(mqttUrl(gw), { protocolVersion: 5, clientId: 'late' });
+      const got = collect(sub);
+      await sub.subscribeAsync('plant/+/temp', { qos: 1 });
+      await until(() => got.length === 1, 5000, 'the stored message');
+      expect(got[0]).toMatchObject({
+        topic: 'plant/7/temp',
+        properties: { contentType: 'text/plain', userProperties: { unit: 'C' } },
+      });
     } finally {
       await gw.close();
     }

@@ -58,6 +58,8 @@ export class MqttAuth {
 
 /** Whether every topic `inner` matches is also matched by `outer`. */
 export function filterWithin(outer: string, inner: string): boolean {
+  // Leading wildcards do not reach "$" topics [MQTT-4.7.2-1].
+  if (inner.startsWith('$') && (outer.startsWith('+') || outer.startsWith('#'))) return false;
   const o = outer.split('/');
   const i = inner.split('/');
   for (let k = 0; k < o.length; k++) {
