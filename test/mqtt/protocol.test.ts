@@ -1,15 +1,11 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { promisify } from 'node:util';
 import fc from 'fast-check';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { startGateway } from '../support/gateway.js';
 import { collect, connectClient, mqttUrl } from '../support/mqtt.js';
 import { until } from '../support/wait.js';
-
-const run = promisify(execFile);
 
 /** A raw TCP client speaking MQTT through mqtt-packet, for what MQTT.js will not send. */
 async function rawClient(url: string, protocolVersion: 4 | 5 = 5) {
@@ -244,52 +240,6 @@ describe('mqtt broker: protocol robustness', () => {
       });
       await raw.closed;
       expect(raw.packets.at(-1)).toMatchObject({ cmd: 'disconnect', reasonCode: 0x82 });
-    } finally {
-      await gw.close();
-    }
-  });
-
-  it('works with the Mosquitto command-line clients (mosquitto_pub, mosquitto_sub)', async () => {
-    const { gw } = await startGateway({
-      mqtt: { allowAnonymous: true, storeAndForwardTopics: [{ topic: 'cli/#', stream: 'cli' }] },
-    });
-    try {
-      const { hostname, port } = new URL(mqttUrl(gw));
-      const base = ['-h', hostname, '-p', port];
-      // Register the subscriber (tracked from now on), then let it go offline.
-      await run(
-        'mosquitto_sub',
-        [...base, '-V', 'mqttv5', '-i', 'cli-sub', '-c', '-q', '1', '-t', 'cli/#', '-E'],
-        { timeout: 10_000 },
-      );
-      for (let i = 0; i < 5; i++)
-        await run('mosquitto_pub', [...base, '-V', 'mqttv311', '-q', '1', '-t', `cli/${i}`, '-m', `m${i}`], {
-          timeout: 5000,
-        });
-      const { stdout } = await run(
-        'mosquitto_sub',
-        [
-          ...base,
-          '-V',
-          'mqttv5',
-          '-i',
-          'cli-sub',
-          '-c',
-          '-x',
-          '60',
-          '-q',
-          '1',
-          '-t',
-          'cli/#',
-          '-C',
-          '5',
-          '-v',
-          '-W',
-          '5',
-        ],
-        { timeout: 10_000 },
-      );
-      expect(stdout.trim().split('\n')).toEqual(['cli/0 m0', 'cli/1 m1', 'cli/2 m2', 'cli/3 m3', 'cli/4 m4']);
     } finally {
       await gw.close();
     }
