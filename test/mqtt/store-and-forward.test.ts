@@ -259,4 +259,24 @@ describe('mqtt store-and-forward topics', () => {
       await gw.close();
     }
   });
+  it('a client that subscribes again on every reconnect gets each stored message once', async () => {
+    const { gw } = await startGateway({ mqtt: { allowAnonymous: true, storeAndForwardTopics: [topic()] } });
+    try {
+      const url = mqttUrl(gw);
+      const first = await connectClient(url, { clientId: 'resub', clean: false });
+      await first.subscribeAsync('plant/+/temp', { qos: 1 });
+      await first.endAsync();
+      const pub = await connectClient(url);
+      for (let i = 0; i < 50; i++) await pub.publishAsync('plant/1/temp', String(i), { qos: 1 });
+      // resubscribe: true makes MQTT.js send SUBSCRIBE again although the session is present.
+      const again = await connectClient(url, { clientId: 'resub', clean: false, resubscribe: true });
+      const got = collect(again);
+      await again.subscribeAsync('plant/+/temp', { qos: 1 });
+      await until(() => got.length >= 50, 5000, '50 stored messages');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(got.map((m) => Number(m.payload.toString()))).toEqual([...Array(50).keys()]);
+    } finally {
+      await gw.close();
+    }
+  });
 });

@@ -303,12 +303,14 @@ export class Broker {
 
   /** Adds or replaces a subscription; sends retained messages per its retain handling. */
   subscribe(session: Session, sub: Subscription): void {
-    const existed = session.subscriptions.has(sub.filter);
     const old = session.subscriptions.get(sub.filter);
-    if (old?.storeAndForward) this.cursors.get(session)?.get(sub.filter)?.stop();
+    const existed = old !== undefined;
     const sfTopic = sub.shareGroup === undefined ? this.topics.get(sub.filter) : undefined;
     sub.storeAndForward = sfTopic !== undefined;
-    session.subscriptions.set(sub.filter, sub);
+    // A repeated SUBSCRIBE replaces the options in place: a running cursor keeps its position
+    // and what it has in flight (clients resubscribe on every reconnect).
+    const current = old ? Object.assign(old, sub) : sub;
+    session.subscriptions.set(sub.filter, current);
     if (sfTopic) {
       const tracker = sfTopic.trackers.get(session.clientId);
       if (tracker) tracker.qos = sub.qos;
@@ -319,7 +321,7 @@ export class Broker {
           missed: 0,
         });
       sfTopic.trackerChanged();
-      if (session.link) this.startCursor(session, sub);
+      if (session.link && !this.cursors.get(session)?.has(sub.filter)) this.startCursor(session, current);
     }
     // Retained messages: rh 0 always, 1 only for a new subscription, 2 never; not for shared ones.
     if (sub.shareGroup !== undefined || sub.retainHandling === 2 || (sub.retainHandling === 1 && existed))

@@ -130,6 +130,7 @@ export class SfCursor {
   }
 
   private acked(entry: { seq: number; acked: boolean }): void {
+    if (this.stopped) return;
     entry.acked = true;
     let advanced = false;
     while (this.outstanding.length > 0 && this.outstanding[0]!.acked) {
