@@ -33,6 +33,7 @@ export const Reason = {
   clientIdNotValid: 0x85,
   badUserNameOrPassword: 0x86,
   notAuthorized: 0x87,
+  badAuthenticationMethod: 0x8c,
   serverShuttingDown: 0x8b,
   keepAliveTimeout: 0x8d,
   sessionTakenOver: 0x8e,

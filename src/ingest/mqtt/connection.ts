@@ -202,6 +202,10 @@ export class Connection implements ClientConnection, Link {
       clientId = `ws-${randomBytes(8).toString('hex')}`;
       assigned = v5 ? clientId : undefined;
     }
+    if (v5 && p.properties?.authenticationMethod !== undefined) {
+      refuse(Reason.badAuthenticationMethod, 4, 'enhanced authentication is not supported');
+      return;
+    }
     const who = auth.authenticate(p.username, p.password);
     if (who === 'bad-credentials') {
       refuse(Reason.badUserNameOrPassword, 4, 'bad username or password');

@@ -1,0 +1,73 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startGateway } from '../support/gateway.js';
+import { collect, connectClient, mqttUrl } from '../support/mqtt.js';
+import { tempDir } from '../support/tmp.js';
+import { until } from '../support/wait.js';
+
+async function selfSigned(): Promise<{ key: string; cert: string }> {
+  const dir = await tempDir('ws-mqtt-tls-');
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
+  return { key, cert };
+}
+
+describe('mqtt listeners: TLS and WebSocket', () => {
+  it('one broker behind TCP, TLS and WebSocket listeners', async () => {
+    const { key, cert } = await selfSigned();
+    const { gw } = await startGateway({
+      mqtt: {
+        allowAnonymous: true,
+        tls: { listen: '127.0.0.1:0', key, cert },
+        websocket: { listen: '127.0.0.1:0' },
+      },
+    });
+    try {
+      const addresses = gw.mqtt!.addresses;
+      expect(addresses.tls).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
+      expect(addresses.websocket).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/mqtt$/);
+      const viaWs = await connectClient(addresses.websocket!, { protocolVersion: 5 });
+      const got = collect(viaWs);
+      await viaWs.subscribeAsync('secure/#', { qos: 1 });
+      const viaTls = await connectClient(addresses.tls!, { ca: readFileSync(cert), protocolVersion: 4 });
+      await viaTls.publishAsync('secure/a', 'over tls', { qos: 1 });
+      const viaTcp = await connectClient(mqttUrl(gw));
+      await viaTcp.publishAsync('secure/b', 'over tcp', { qos: 2 });
+      await until(() => got.length === 2, 5000, 'both messages over WebSocket');
+      expect(got.map((m) => m.payload.toString())).toEqual(['over tls', 'over tcp']);
+      // A client that does not trust the certificate cannot connect.
+      await expect(connectClient(addresses.tls!, { rejectUnauthorized: true })).rejects.toThrow();
+      await expect(
+        connectClient(mqttUrl(gw), {
+          protocolVersion: 5,
+          properties: { authenticationMethod: 'SCRAM-SHA-1' },
+        }),
+      ).rejects.toThrow(/Bad authentication method/i);
+    } finally {
+      await gw.close();
+    }
+  });
+});
