@@ -279,4 +279,40 @@ describe('mqtt store-and-forward topics', () => {
       await gw.close();
     }
   });
+  it('skips (and counts) a stored message larger than an MQTT packet may be, without blocking the subscriber', async () => {
+    const { gw } = await startGateway({
+      storage: { blobThreshold: '16KiB' },
+      mqtt: {
+        allowAnonymous: true,
+        maxPacketSize: '64KiB',
+        storeAndForwardTopics: [
+          {
+            topic: 'big/#',
+            stream: 'big',
+            newSubscriberDeliveryMode: 'StoredMessages',
+            newSubscriberMaxStoredMessages: 'all',
+          },
+        ],
+      },
+    });
+    try {
+      for (const body of [Buffer.alloc(200 * 1024, 1), Buffer.from('small')]) {
+        const res = await fetch(`${gw.url}/v1/streams/big/messages`, { method: 'POST', body });
+        expect(res.status).toBe(202);
+      }
+      const sub = await connectClient(mqttUrl(gw), { clientId: 'bigsub' });
+      const got = collect(sub);
+      await sub.subscribeAsync('big/#', { qos: 1 });
+      await until(() => got.length === 1, 5000, 'the small message');
+      expect(got[0]!.payload.toString()).toBe('small');
+      expect(gw.mqtt!.broker.stats().dropped['too-large']).toBe(1);
+      await until(
+        () => gw.mqtt!.broker.listTopics()[0]!.subscribers[0]!.lastAcknowledgedSeq === 2,
+        2000,
+        'the position past both',
+      );
+    } finally {
+      await gw.close();
+    }
+  });
 });

@@ -96,9 +96,7 @@ export class Broker {
     private readonly logger: Logger,
     private readonly clock: Clock,
   ) {
-    this.unsubscribePublished = ws.onPublished((stream) => {
-      for (const t of topics.list()) if (t.stream === stream) t.onMessages?.();
-    });
+    this.unsubscribePublished = ws.onPublished((stream) => topics.forStream(stream)?.onMessages?.());
     for (const t of topics.list()) this.watch(t);
     this.scheduleRetention();
   }
@@ -378,11 +376,20 @@ export class Broker {
       this.cursors.set(session, mine);
     }
     mine.get(sub.filter)?.stop();
-    const cursor = new SfCursor(this.ws, t, session, sub, tracker, this.clock, (err) =>
-      this.logger.error(
-        { err, clientId: session.clientId, topic: t.filter },
-        'mqtt: store-and-forward delivery failed',
-      ),
+    const cursor = new SfCursor(
+      this.ws,
+      t,
+      session,
+      sub,
+      tracker,
+      this.clock,
+      (err) =>
+        this.logger.error(
+          { err, clientId: session.clientId, topic: t.filter },
+          'mqtt: store-and-forward delivery failed',
+        ),
+      this.config.maxPacketSize,
+      () => this.counters['too-large']++,
     );
     mine.set(sub.filter, cursor);
     cursor.wake();

@@ -120,6 +120,10 @@ export class Connection implements ClientConnection, Link {
 
   private onPacket(p: Packet): void {
     if (this.state === 'closed') return;
+    if ((p.length ?? 0) > this.options.broker.config.maxPacketSize) {
+      this.violation(Reason.packetTooLarge, `packet of ${p.length} bytes exceeds mqtt.maxPacketSize`);
+      return;
+    }
     if (this.state === 'awaiting-connect') {
       if (p.cmd !== 'connect') {
         this.violation(Reason.protocolError, 'first packet must be CONNECT [MQTT-3.1.0-1]');

@@ -93,10 +93,12 @@ export class Session {
 
   /** Delivers a live message (queued while offline or the window is full). */
   deliver(message: BrokerMessage, qos: QoS, subscriptionIds: number[], retain: boolean): void {
+    const link = this.link;
     if (
-      this.link &&
+      link &&
+      !link.congested &&
       this.queue.length === 0 &&
-      (qos === 0 || this.inflight.size < this.link.receiveMaximum)
+      (qos === 0 || this.inflight.size < link.receiveMaximum)
     ) {
       this.send(message, qos, subscriptionIds, retain, undefined, true);
       return;
@@ -222,6 +224,8 @@ export class Session {
     if (!link) return;
     while (this.queue.length > 0) {
       const next = this.queue[0]!;
+      // A slow reader's socket buffer is not allowed to grow without bound: wait for 'drain'.
+      if (link.congested) return;
       if (next.qos > 0 && this.inflight.size >= link.receiveMaximum) return;
       this.queue.shift();
       this.send(next.message, next.qos, next.subscriptionIds, next.retain, undefined, true);

@@ -53,6 +53,9 @@ export class SfCursor {
     readonly tracker: Tracker,
     private readonly clock: Clock,
     private readonly onError: (err: unknown) => void,
+    /** Payloads above this (mqtt.maxPacketSize) are not delivered over MQTT. */
+    private readonly maxPayloadBytes: number,
+    private readonly onTooLarge: () => void,
   ) {
     this.nextSeq = tracker.lastAcked + 1;
     this.horizon = ws.streamBounds(topic.stream).lastSeq;
@@ -115,6 +118,15 @@ export class SfCursor {
       for (const m of messages) {
         if (this.stopped || !this.session.canSend()) return;
         if (m.seq < this.nextSeq) continue;
+        if (m.payloadBytes > Math.min(this.maxPayloadBytes, this.session.link!.maxPacketSize)) {
+          // Larger than a packet may be (e.g. published over HTTP): skipped and counted, not read into memory.
+          this.nextSeq = m.seq + 1;
+          const entry = { seq: m.seq, acked: false };
+          this.outstanding.push(entry);
+          this.onTooLarge();
+          this.acked(entry);
+          continue;
+        }
         const message = await this.toBrokerMessage(m);
         if (this.stopped || !this.session.canSend()) return;
         const qos = Math.min(this.subscription.qos, Number(m.headers[Header.qos] ?? 1)) as QoS;

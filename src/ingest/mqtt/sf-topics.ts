@@ -104,6 +104,7 @@ export class SfTopic implements CursorTopic {
 
 export class StoreAndForwardTopics {
   private readonly topics = new Map<string, SfTopic>();
+  private readonly byStream = new Map<string, SfTopic>();
   private readonly runtimeFile: StateFile<StoreAndForwardTopicConfig[]>;
 
   private constructor(
@@ -132,7 +133,7 @@ export class StoreAndForwardTopics {
     for (const c of configured) await m.add(c, 'config');
     const saved = ((await StateFile.read(m.runtimeFile.path)) ?? []) as StoreAndForwardTopicConfig[];
     for (const c of saved) {
-      if (m.topics.has(c.topic) || m.byStream(c.stream)) {
+      if (m.topics.has(c.topic) || m.forStream(c.stream)) {
         onError(
           new Error(
             `store-and-forward topic "${c.topic}" (stream "${c.stream}") created at runtime now clashes with the configuration; the configured one is used`,
@@ -155,7 +156,7 @@ export class StoreAndForwardTopics {
 
   /** By topic filter or by stream name. */
   find(name: string): SfTopic {
-    const t = this.topics.get(name) ?? this.byStream(name);
+    const t = this.topics.get(name) ?? this.forStream(name);
     if (!t) throw new UnknownMqttTopicError(name);
     return t;
   }
@@ -190,7 +191,7 @@ export class StoreAndForwardTopics {
     }
     if (this.topics.has(c.topic))
       throw new MqttTopicConflictError(`Store-and-forward topic "${c.topic}" already exists.`);
-    if (this.byStream(c.stream) || this.ws.streams().some((s) => s.name === c.stream)) {
+    if (this.forStream(c.stream) || this.ws.streams().some((s) => s.name === c.stream)) {
       throw new MqttTopicConflictError(
         `Stream "${c.stream}" already exists; a new store-and-forward topic needs a stream of its own.`,
       );
@@ -213,6 +214,7 @@ export class StoreAndForwardTopics {
     }
     await this.ws.removeStream(t.stream);
     this.topics.delete(t.filter);
+    this.byStream.delete(t.stream);
     t.file.cancel();
     await this.runtimeFile.flush();
     await rm(t.file.path, { force: true });
@@ -268,9 +270,9 @@ export class StoreAndForwardTopics {
     await this.runtimeFile.flush();
   }
 
-  private byStream(stream: string): SfTopic | undefined {
-    for (const t of this.topics.values()) if (t.stream === stream) return t;
-    return undefined;
+  /** The topic whose stream this is (called for every publish to any stream). */
+  forStream(stream: string): SfTopic | undefined {
+    return this.byStream.get(stream);
   }
 
   private async add(c: StoreAndForwardTopicConfig, source: 'config' | 'runtime'): Promise<SfTopic> {
@@ -283,6 +285,7 @@ export class StoreAndForwardTopics {
     t.retentionFloor = this.ws.streamBounds(c.stream).firstSeq;
     this.ws.holdHistory(c.stream, () => t.retentionFloor);
     this.topics.set(c.topic, t);
+    this.byStream.set(c.stream, t);
     return t;
   }
 }
