@@ -128,9 +128,21 @@ export class DeliveryEngine {
     return this.byStream.get(stream) ?? [];
   }
 
-  /** Refuses (throws RouteFullError) if a reject-new route of the stream is at its limit. */
-  async admit(stream: string, count: number, bytes: number): Promise<void> {
-    for (const runner of this.routesOf(stream)) await runner.admit(stream, count, bytes);
+  /**
+   * Refuses (throws RouteFullError) if a reject-new route of the stream is at its limit;
+   * otherwise reserves the room and returns the function that releases it once the append settled.
+   */
+  async admit(stream: string, count: number, bytes: number): Promise<() => void> {
+    const releases: (() => void)[] = [];
+    try {
+      for (const runner of this.routesOf(stream)) releases.push(await runner.admit(stream, count, bytes));
+    } catch (err) {
+      for (const release of releases) release();
+      throw err;
+    }
+    return () => {
+      for (const release of releases) release();
+    };
   }
 
   /** Messages were stored in `stream`: apply count/size limits and wake its routes. */

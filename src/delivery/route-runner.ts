@@ -75,6 +75,8 @@ interface Batch {
 const LOOKAHEAD_MIN = 256;
 
 export class RouteRunner {
+  /** Room taken by reject-new admissions whose append has not settled yet. */
+  private readonly reserved = { count: 0, bytes: 0 };
   readonly name: string;
   private state: RouteState;
   private readonly progress: RouteProgress;
@@ -857,15 +859,33 @@ export class RouteRunner {
   }
 
   /** With onFull reject-new: refuses a publish that would pass maxMessages or maxBytes. */
-  async admit(stream: string, count: number, bytes: number): Promise<void> {
+  async admit(stream: string, count: number, bytes: number): Promise<() => void> {
     const opts = this.deps.options;
-    if (opts.onFull !== 'reject-new') return;
-    if (opts.maxMessages !== undefined && this.pendingCount() + count > opts.maxMessages) {
-      throw new RouteFullError(this.name, stream, `retention.maxMessages ${opts.maxMessages}`);
+    if (opts.onFull !== 'reject-new') return noop;
+    // Room is reserved until the append settles, so publishes in flight together cannot pass
+    // the limit (each sees the others' reservations).
+    const reserved = this.reserved;
+    reserved.count += count;
+    reserved.bytes += bytes;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      reserved.count -= count;
+      reserved.bytes -= bytes;
+    };
+    try {
+      if (opts.maxMessages !== undefined && this.pendingCount() + reserved.count > opts.maxMessages) {
+        throw new RouteFullError(this.name, stream, `retention.maxMessages ${opts.maxMessages}`);
+      }
+      if (opts.maxBytes !== undefined && (await this.usedBytes()) + reserved.bytes > opts.maxBytes) {
+        throw new RouteFullError(this.name, stream, `retention.maxBytes ${opts.maxBytes}`);
+      }
+    } catch (err) {
+      release();
+      throw err;
     }
-    if (opts.maxBytes !== undefined && (await this.usedBytes()) + bytes > opts.maxBytes) {
-      throw new RouteFullError(this.name, stream, `retention.maxBytes ${opts.maxBytes}`);
-    }
+    return release;
   }
 
   // ------------------------------------------------------------------ operator
@@ -1007,6 +1027,8 @@ export class RouteRunner {
  * A message as handed to the target. A class rather than an object literal, so a batch costs no
  * closure per message for `openPayload`; the stream and message it reads from stay private.
  */
+const noop = (): void => {};
+
 class MessageDelivery implements Delivery {
   readonly id: string;
   readonly stream: string;

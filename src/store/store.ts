@@ -45,9 +45,14 @@ export interface PublishOptions {
   idempotencyKey?: string | undefined;
   /**
    * Called before the append with the stream, message count and payload bytes (streamed
-   * payloads count as 0 here); throws to refuse (e.g. a route full with reject-new).
+   * payloads count as 0 here); throws to refuse (e.g. a route full with reject-new). May return
+   * a function, called once the append settled (a reservation's release).
    */
-  admit?: (stream: string, count: number, bytes: number) => Promise<void> | void;
+  admit?: (
+    stream: string,
+    count: number,
+    bytes: number,
+  ) => Promise<(() => void) | void> | (() => void) | void;
 }
 
 interface DedupEntry {
@@ -248,12 +253,13 @@ export class Store {
       0,
     );
     await this.guardStorage(streamName, inputs);
-    await options.admit?.(streamName, inputs.length, bytes);
+    const release = await options.admit?.(streamName, inputs.length, bytes);
     const withKey =
       options.idempotencyKey === undefined
         ? inputs
         : inputs.map((input) => ({ ...input, idempotencyKey: options.idempotencyKey }));
     const refs = stream.append(withKey);
+    if (release) refs.then(release, release);
     if (key !== undefined) {
       this.dedup.set(key, { at: this.now(), refs });
       // A failed publish must not answer later retries with its error.
