@@ -315,4 +315,36 @@ describe('mqtt store-and-forward topics', () => {
       await gw.close();
     }
   });
+  it('publishes stored together are acknowledged exactly when stored, also when a limit refuses some', async () => {
+    const { gw } = await startGateway({
+      mqtt: { allowAnonymous: true, storeAndForwardTopics: [topic()] },
+      targets: { sink: { type: 'null' } },
+      routes: {
+        out: { streams: ['temps'], target: 'sink', retention: { maxMessages: 150 }, onFull: 'reject-new' },
+      },
+    });
+    try {
+      await fetch(`${gw.url}/v1/routes/out/store`, { method: 'POST' });
+      const clients = await Promise.all(
+        [1, 2, 3].map(() => connectClient(mqttUrl(gw), { protocolVersion: 5 })),
+      );
+      const outcomes = await Promise.all(
+        clients.flatMap((c, k) =>
+          Array.from({ length: 100 }, (_, i) =>
+            c.publishAsync('plant/1/temp', `${k}-${i}`, { qos: 1 }).then(
+              () => 'acked',
+              (err: Error) => (/Quota exceeded/i.test(err.message) ? 'refused' : err.message),
+            ),
+          ),
+        ),
+      );
+      const acked = outcomes.filter((o) => o === 'acked').length;
+      expect(outcomes.filter((o) => o !== 'acked' && o !== 'refused')).toEqual([]);
+      expect(acked).toBeGreaterThan(0);
+      expect(acked).toBeLessThanOrEqual(150);
+      expect(gw.ws.streams().find((s) => s.name === 'temps')!.messages).toBe(acked);
+    } finally {
+      await gw.close();
+    }
+  });
 });

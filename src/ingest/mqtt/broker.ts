@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { StoreAndForwardTopicInput, WaystationConfig } from '../../config/schema.js';
 import { type Clock, systemClock, type TimerHandle } from '../../delivery/clock.js';
 import { RouteFullError, StorageFullError } from '../../errors.js';
-import type { Waystation } from '../../waystation.js';
+import type { BatchMessage, Waystation } from '../../waystation.js';
 import { type BrokerMessage, toHeaders } from './message.js';
 import { RetainedMessages } from './retained.js';
 import { Session, type Subscription } from './session.js';
@@ -74,6 +74,15 @@ export interface BrokerStats {
 }
 
 const RETENTION_CHECK_MS = 60_000;
+/** Bounds of one batched append (well below the log's 1 GiB per append). */
+const BATCH_MESSAGES = 1000;
+const BATCH_BYTES = 8 * 1024 * 1024;
+
+interface PendingBatch {
+  messages: BatchMessage[];
+  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+  bytes: number;
+}
 
 export class Broker {
   private readonly sessions = new Map<string, Session>();
@@ -81,6 +90,8 @@ export class Broker {
   private readonly cursors = new Map<Session, Map<string, SfCursor>>();
   private readonly wills = new Map<string, { will: Will; timer: TimerHandle | undefined }>();
   private readonly shareCounters = new Map<string, number>();
+  private readonly batches = new Map<string, PendingBatch>();
+  private flushScheduled = false;
   private readonly counters: BrokerStats['dropped'] = { 'queue-full': 0, 'too-large': 0, expired: 0 };
   private received = 0;
   private sent = 0;
@@ -245,16 +256,64 @@ export class Broker {
     this.received++;
     const sfTopics = this.topics.matching(message.topic);
     if (sfTopics.length > 0) {
-      const options = {
+      const stored: BatchMessage = {
+        payload: message.payload,
         headers: toHeaders(message),
         ttl: message.expiresAt === undefined ? undefined : Math.max(1, message.expiresAt - this.clock.now()),
-        idempotencyKey,
       };
-      if (sfTopics.length === 1) await this.ws.publish(sfTopics[0]!.stream, message.payload, options);
-      else await Promise.all(sfTopics.map((t) => this.ws.publish(t.stream, message.payload, options)));
+      if (sfTopics.length === 1) await this.store(sfTopics[0]!.stream, stored, idempotencyKey);
+      else await Promise.all(sfTopics.map((t) => this.store(t.stream, stored, idempotencyKey)));
     }
     if (message.retain) this.retained.set(message);
     return this.route(message, publisher) || sfTopics.some((t) => t.trackers.size > 0);
+  }
+
+  /**
+   * Appends to a topic's stream. Publishes that arrive together (one read from the sockets,
+   * before the next tick) go to the log as one batch — one append and one commit wait instead
+   * of one each. A batch is stored all or nothing; a refusal fails each of its publishes, so
+   * none is acknowledged unless stored. A publish with an idempotency key is appended alone.
+   */
+  private store(stream: string, message: BatchMessage, idempotencyKey: string | undefined): Promise<void> {
+    if (idempotencyKey !== undefined)
+      return this.ws.publishBatch(stream, [message], { idempotencyKey }).then(() => undefined);
+    const bytes = (message.payload as Buffer).byteLength;
+    return new Promise((resolve, reject) => {
+      let batch = this.batches.get(stream);
+      if (batch && (batch.messages.length >= BATCH_MESSAGES || batch.bytes + bytes > BATCH_BYTES)) {
+        this.batches.delete(stream);
+        this.append(stream, batch);
+        batch = undefined;
+      }
+      if (!batch) {
+        batch = { messages: [], waiters: [], bytes: 0 };
+        this.batches.set(stream, batch);
+        if (!this.flushScheduled) {
+          this.flushScheduled = true;
+          process.nextTick(() => this.flushBatches());
+        }
+      }
+      batch.messages.push(message);
+      batch.waiters.push({ resolve, reject });
+      batch.bytes += bytes;
+    });
+  }
+
+  private flushBatches(): void {
+    this.flushScheduled = false;
+    for (const [stream, batch] of this.batches) this.append(stream, batch);
+    this.batches.clear();
+  }
+
+  private append(stream: string, { messages, waiters }: PendingBatch): void {
+    this.ws.publishBatch(stream, messages).then(
+      () => {
+        for (const w of waiters) w.resolve();
+      },
+      (err: unknown) => {
+        for (const w of waiters) w.reject(err);
+      },
+    );
   }
 
   private route(message: BrokerMessage, publisher: string): boolean {
