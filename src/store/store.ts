@@ -52,7 +52,7 @@ export interface PublishOptions {
     stream: string,
     count: number,
     bytes: number,
-  ) => Promise<(() => void) | void> | (() => void) | void;
+  ) => Promise<(() => void) | undefined> | (() => void) | undefined;
 }
 
 interface DedupEntry {

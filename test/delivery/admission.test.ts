@@ -33,7 +33,7 @@ describe('reject-new admission', () => {
       );
       const stored = results
         .map((r, i) => (r.status === 'fulfilled' ? (i % 2 === 0 ? 1 : 2) : 0))
-        .reduce((a, b) => a + b, 0);
+        .reduce((a: number, b) => a + b, 0);
       for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(RouteFullError);
       expect(stored).toBeGreaterThan(0);
       expect(stored).toBeLessThanOrEqual(10);
