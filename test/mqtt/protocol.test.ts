@@ -244,6 +244,75 @@ describe('mqtt broker: protocol robustness', () => {
       await gw.close();
     }
   });
+
+  it('keep-alive closes a silent client (and publishes its will), sessions expire, Receive Maximum bounds what is in flight', async () => {
+    const { gw } = await startGateway({ mqtt: { allowAnonymous: true } });
+    try {
+      const url = mqttUrl(gw);
+      const watcher = await connectClient(url);
+      const wills = collect(watcher);
+      await watcher.subscribeAsync('gone/#', { qos: 1 });
+      const silent = await rawClient(url, 5);
+      silent.send({
+        cmd: 'connect',
+        clientId: 'silent',
+        protocolVersion: 5,
+        clean: true,
+        keepalive: 1,
+        will: { topic: 'gone/silent', payload: Buffer.from('bye'), qos: 1, retain: false },
+      });
+      const started = Date.now();
+      await silent.closed;
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+      expect(silent.packets.at(-1)).toMatchObject({ cmd: 'disconnect', reasonCode: 0x8d });
+      await until(() => wills.length === 1, 2000, 'the will of the silent client');
+
+      const short = await connectClient(url, {
+        protocolVersion: 5,
+        clientId: 'short',
+        clean: false,
+        properties: { sessionExpiryInterval: 1 },
+      });
+      await short.subscribeAsync('x', { qos: 1 });
+      await short.endAsync();
+      await new Promise((r) => setTimeout(r, 1300));
+      const back = await rawClient(url, 5);
+      back.send({
+        cmd: 'connect',
+        clientId: 'short',
+        protocolVersion: 5,
+        clean: false,
+        keepalive: 0,
+        properties: { sessionExpiryInterval: 60 },
+      });
+      await until(() => back.packets.length === 1, 2000, 'CONNACK');
+      expect(back.packets[0]).toMatchObject({ cmd: 'connack', sessionPresent: false });
+
+      const narrow = await rawClient(url, 5);
+      narrow.send({
+        cmd: 'connect',
+        clientId: 'narrow',
+        protocolVersion: 5,
+        clean: true,
+        keepalive: 0,
+        properties: { receiveMaximum: 2 },
+      });
+      narrow.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'flow', qos: 1 }] });
+      await until(() => narrow.packets.some((p) => p.cmd === 'suback'), 2000, 'SUBACK');
+      const pub = await connectClient(url);
+      for (let i = 0; i < 5; i++) await pub.publishAsync('flow', String(i), { qos: 1 });
+      const publishes = () =>
+        narrow.packets.filter((p) => p.cmd === 'publish') as { messageId?: number; payload: Buffer }[];
+      await until(() => publishes().length === 2, 2000, 'two in flight');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(publishes().length).toBe(2);
+      narrow.send({ cmd: 'puback', messageId: publishes()[0]!.messageId! });
+      await until(() => publishes().length === 3, 2000, 'the third after one PUBACK');
+      expect(publishes().map((p) => String(p.payload))).toEqual(['0', '1', '2']);
+    } finally {
+      await gw.close();
+    }
+  });
 });
 
 function envSeed(): number | undefined {
