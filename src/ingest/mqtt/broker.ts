@@ -59,6 +59,8 @@ export interface ClientConnection {
 
 interface Will {
   message: BrokerMessage;
+  /** The will's Message Expiry Interval, counted from when it is published. */
+  expiryMs: number | undefined;
   delayMs: number;
   publisher: string;
 }
@@ -240,7 +242,9 @@ export class Broker {
     const pending = this.wills.get(clientId);
     if (!pending) return;
     this.wills.delete(clientId);
-    this.publish(pending.will.message, pending.will.publisher).catch((err) =>
+    const { message, expiryMs } = pending.will;
+    if (expiryMs !== undefined) message.expiresAt = this.clock.now() + expiryMs;
+    this.publish(message, pending.will.publisher).catch((err) =>
       this.logger.warn({ err, clientId, topic: pending.will.message.topic }, 'mqtt: will message not stored'),
     );
   }

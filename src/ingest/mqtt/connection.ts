@@ -101,8 +101,7 @@ export class Connection implements ClientConnection, Link {
       this.write({ cmd: 'disconnect', reasonCode });
     // A will is for a client that vanished, not for one replaced or a broker shutting down.
     this.willOnClose = reasonCode !== Reason.sessionTakenOver && reasonCode !== Reason.serverShuttingDown;
-    this.socket.end();
-    this.finish();
+    this.destroy();
   }
 
   // --- input ------------------------------------------------------------------------------
@@ -193,8 +192,7 @@ export class Connection implements ClientConnection, Link {
           ? { cmd: 'connack', sessionPresent: false, reasonCode: v5code }
           : { cmd: 'connack', sessionPresent: false, returnCode: v3code },
       );
-      this.socket.end();
-      this.finish();
+      this.destroy();
     };
     let clientId = p.clientId;
     let assigned: string | undefined;
@@ -239,9 +237,9 @@ export class Connection implements ClientConnection, Link {
           qos: (p.will.qos ?? 0) as QoS,
           retain: p.will.retain ?? false,
           properties: properties as PublishProperties,
-          expiresAt:
-            messageExpiryInterval === undefined ? undefined : Date.now() + messageExpiryInterval * 1000,
+          expiresAt: undefined,
         },
+        expiryMs: messageExpiryInterval === undefined ? undefined : messageExpiryInterval * 1000,
         delayMs: (willDelayInterval ?? 0) * 1000,
         publisher: clientId,
       };
@@ -280,7 +278,7 @@ export class Connection implements ClientConnection, Link {
           topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
           ...(assigned ? { assignedClientIdentifier: assigned } : {}),
           ...(serverKeepAlive !== undefined ? { serverKeepAlive } : {}),
-          ...(v5 && requested !== expiryMs ? { sessionExpiryInterval: Math.floor(expiryMs / 1000) } : {}),
+          ...(requested !== expiryMs ? { sessionExpiryInterval: Math.floor(expiryMs / 1000) } : {}),
         },
       });
     } else {
@@ -517,6 +515,7 @@ export class Connection implements ClientConnection, Link {
     this.destroy();
   }
 
+  /** Ends the connection; a peer that does not close its side within a second is cut off. */
   private destroy(): void {
     this.socket.end();
     this.finish();
