@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -7,34 +6,11 @@ import { Agent, request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { Gateway } from '../../src/gateway.js';
-import { tempDir } from '../support/tmp.js';
+import { selfSignedCert } from '../support/tls.js';
 
 describe('HTTPS', () => {
   it('serves the API over TLS with the configured certificate', async () => {
-    const dir = await tempDir('ws-tls-');
-    const key = join(dir, 'key.pem');
-    const cert = join(dir, 'cert.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    const { dir, key, cert } = await selfSignedCert();
     const configPath = join(dir, 'waystation.yaml');
     await writeFile(
       configPath,

@@ -1,43 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startGateway } from '../support/gateway.js';
 import { collect, connectClient, mqttUrl } from '../support/mqtt.js';
-import { tempDir } from '../support/tmp.js';
+import { selfSignedCert } from '../support/tls.js';
 import { until } from '../support/wait.js';
-
-async function selfSigned(): Promise<{ key: string; cert: string }> {
-  const dir = await tempDir('ws-mqtt-tls-');
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { key, cert };
-}
 
 describe('mqtt listeners: TLS and WebSocket', () => {
   it('one broker behind TCP, TLS and WebSocket listeners', async () => {
-    const { key, cert } = await selfSigned();
+    const { key, cert } = await selfSignedCert();
     const { gw } = await startGateway({
       mqtt: {
         allowAnonymous: true,

@@ -1,6 +1,7 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { restartGateway, startGateway } from '../support/gateway.js';
 import { collect, connectClient, mqttUrl } from '../support/mqtt.js';
 import { ScriptedTarget } from '../support/scripted-target.js';
@@ -345,6 +346,40 @@ describe('mqtt store-and-forward topics', () => {
       expect(gw.ws.streams().find((s) => s.name === 'temps')!.messages).toBe(acked);
     } finally {
       await gw.close();
+    }
+  });
+  it('refuses to remove a runtime topic whose stream a route reads, and keeps serving it', async () => {
+    const { gw, dir } = await startGateway({ mqtt: { allowAnonymous: true } });
+    const created = await fetch(`${gw.url}/v1/mqtt/topics`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ topic: 'rt/#', stream: 'rt' }),
+    });
+    expect(created.status).toBe(201);
+    await gw.close();
+    // The operator then routes the topic's stream somewhere.
+    await writeFile(
+      join(dir, 'waystation.yaml'),
+      stringify({
+        dataDir: './data',
+        mqtt: { allowAnonymous: true },
+        targets: { sink: { type: 'null' } },
+        routes: { out: { streams: ['rt'], target: 'sink' } },
+      }),
+    );
+    const gw2 = await restartGateway(dir);
+    try {
+      const sub = await connectClient(mqttUrl(gw2), { clientId: 'rt-sub' });
+      const got = collect(sub);
+      await sub.subscribeAsync('rt/#', { qos: 1 });
+      const refused = await fetch(`${gw2.url}/v1/mqtt/topics/rt`, { method: 'DELETE' });
+      expect(refused.status).toBe(409);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('WS_ERR_STREAM_IN_USE');
+      await (await connectClient(mqttUrl(gw2))).publishAsync('rt/a', 'still tracked', { qos: 1 });
+      await until(() => got.length === 1, 5000, 'delivery through the topic');
+      expect(gw2.mqtt!.broker.listTopics()[0]!.subscribers.map((s) => s.clientId)).toEqual(['rt-sub']);
+    } finally {
+      await gw2.close();
     }
   });
 });

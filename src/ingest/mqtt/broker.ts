@@ -495,19 +495,17 @@ export class Broker {
 
   /** Deletes the topic's stream, data and subscriber tracking; its subscriptions stay as ordinary ones. */
   async removeTopic(name: string): Promise<void> {
-    const t = this.topics.find(name);
-    for (const [session, mine] of this.cursors) {
+    const t = this.topics.removable(name);
+    for (const mine of this.cursors.values()) {
       mine.get(t.filter)?.stop();
       mine.delete(t.filter);
-      const sub = session.subscriptions.get(t.filter);
-      if (sub) sub.storeAndForward = false;
     }
     for (const session of this.sessions.values()) {
       const sub = session.subscriptions.get(t.filter);
       if (sub) sub.storeAndForward = false;
     }
     t.onMessages = undefined;
-    await this.topics.remove(name);
+    await this.topics.remove(t);
   }
 
   private scheduleRetention(): void {

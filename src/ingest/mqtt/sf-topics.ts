@@ -16,7 +16,12 @@ import {
   storeAndForwardTopicSchema,
 } from '../../config/schema.js';
 import type { Clock } from '../../delivery/clock.js';
-import { ConfigError, MqttTopicConflictError, UnknownMqttTopicError } from '../../errors.js';
+import {
+  ConfigError,
+  MqttTopicConflictError,
+  StreamInUseError,
+  UnknownMqttTopicError,
+} from '../../errors.js';
 import { STREAM_NAME } from '../../store/message.js';
 import type { Waystation } from '../../waystation.js';
 import type { CursorTopic, Tracker } from './sf-cursor.js';
@@ -197,28 +202,34 @@ export class StoreAndForwardTopics {
       );
     }
     const topic = await this.add(c, 'runtime');
-    await this.runtimeFile.flush();
+    await this.runtimeFile.save();
     return topic;
   }
 
   /**
-   * Deletes a runtime topic with its stream, data files and subscriber positions. The caller
-   * has stopped its cursors. Configured topics are removed by editing the configuration.
+   * The topic `name` (filter or stream) if it can be removed; throws why not: topics from the
+   * configuration file are removed by editing it, and a stream configured routes read stays.
    */
-  async remove(name: string): Promise<SfTopic> {
+  removable(name: string): SfTopic {
     const t = this.find(name);
     if (t.source === 'config') {
       throw new MqttTopicConflictError(
         `Store-and-forward topic "${t.filter}" is defined in the configuration (mqtt.storeAndForwardTopics); remove it there and restart.`,
       );
     }
+    const readers = this.ws.streams().find((s) => s.name === t.stream)?.routes ?? [];
+    if (readers.length > 0) throw new StreamInUseError(t.stream, readers);
+    return t;
+  }
+
+  /** Deletes a removable topic with its stream, data files and subscriber positions; its cursors are stopped. */
+  async remove(t: SfTopic): Promise<void> {
     await this.ws.removeStream(t.stream);
     this.topics.delete(t.filter);
     this.byStream.delete(t.stream);
     t.file.cancel();
-    await this.runtimeFile.flush();
+    await this.runtimeFile.save();
     await rm(t.file.path, { force: true });
-    return t;
   }
 
   info(t: SfTopic, connected: (clientId: string) => boolean): TopicInfo {

@@ -32,6 +32,12 @@ export class StateFile<T> {
     this.timer.unref();
   }
 
+  /** Saves now (a change that must be durable before the caller answers). */
+  save(): Promise<void> {
+    this.dirty = true;
+    return this.flush();
+  }
+
   /** Saves now if anything changed since the last save. */
   flush(): Promise<void> {
     if (this.timer) {
