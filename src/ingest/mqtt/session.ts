@@ -62,6 +62,9 @@ export class Session {
   /** Wakes whatever else has messages for this session (store-and-forward cursors) when the window opens. */
   onWindowOpen: (() => void) | undefined;
   private readonly inflight = new Map<number, Outgoing>();
+  /** In flight from an earlier connection, resent on this one as its receive window allows. */
+  private resend: Outgoing[] = [];
+  private resendPubrel: ((packetId: number) => void) | undefined;
   private queue: { message: BrokerMessage; qos: QoS; subscriptionIds: number[]; retain: boolean }[] = [];
   private nextPacketId = 1;
 
@@ -76,8 +79,9 @@ export class Session {
     return this.queue.length;
   }
 
+  /** QoS 1/2 messages sent on the current connection and not yet acknowledged. */
   get inflightCount(): number {
-    return this.inflight.size;
+    return this.inflight.size - this.resend.length;
   }
 
   /** Whether one more QoS 1/2 message may be sent now without queueing. */
@@ -87,7 +91,8 @@ export class Session {
       link !== undefined &&
       !link.congested &&
       this.queue.length === 0 &&
-      this.inflight.size < link.receiveMaximum
+      this.resend.length === 0 &&
+      this.inflightCount < link.receiveMaximum
     );
   }
 
@@ -98,7 +103,8 @@ export class Session {
       link &&
       !link.congested &&
       this.queue.length === 0 &&
-      (qos === 0 || this.inflight.size < link.receiveMaximum)
+      this.resend.length === 0 &&
+      (qos === 0 || this.inflightCount < link.receiveMaximum)
     ) {
       this.send(message, qos, subscriptionIds, retain, undefined, true);
       return;
@@ -174,7 +180,7 @@ export class Session {
   acknowledged(packetId: number, kind: 'puback' | 'pubcomp'): void {
     const out = this.inflight.get(packetId);
     if (!out || out.awaiting !== kind) return;
-    this.inflight.delete(packetId);
+    this.forget(out);
     out.onAck?.();
     this.drain();
   }
@@ -191,55 +197,68 @@ export class Session {
   refused(packetId: number): void {
     const out = this.inflight.get(packetId);
     if (!out) return;
-    this.inflight.delete(packetId);
+    this.forget(out);
     out.onAck?.();
     this.drain();
   }
 
   /**
    * A new connection for this session: resends unacknowledged PUBLISH (DUP set) and PUBREL in
-   * their original order [MQTT-4.4.0-1], then what was queued.
+   * their original order [MQTT-4.4.0-1], no more at once than its receive window allows
+   * [MQTT-3.3.4-9], then what was queued.
    */
   attach(link: Link, resendPubrel: (packetId: number) => void): void {
     this.link = link;
-    for (const out of [...this.inflight.values()]) {
-      if (out.awaiting === 'pubcomp') resendPubrel(out.packetId);
-      else {
-        out.packet.dup = true;
-        link.sendPublish(out.packet);
-      }
-    }
+    this.resendPubrel = resendPubrel;
+    this.resend = [...this.inflight.values()];
     this.drain();
   }
 
   /** The connection ended: in-flight messages of store-and-forward cursors are forgotten (they resend from their own position). */
   detach(): void {
     this.link = undefined;
+    this.resend = [];
     for (const [id, out] of this.inflight) if (!out.durable) this.inflight.delete(id);
   }
 
-  /** Sends queued messages while the window allows, then lets cursors fill it. */
+  /** Resends, then sends queued messages while the window allows, then lets cursors fill it. */
   drain(): void {
     const link = this.link;
     if (!link) return;
+    while (this.resend.length > 0) {
+      if (link.congested || this.inflightCount >= link.receiveMaximum) return;
+      const out = this.resend.shift()!;
+      if (out.awaiting === 'pubcomp') this.resendPubrel?.(out.packetId);
+      else {
+        out.packet.dup = true;
+        link.sendPublish(out.packet);
+      }
+    }
     while (this.queue.length > 0) {
       const next = this.queue[0]!;
       // A slow reader's socket buffer is not allowed to grow without bound: wait for 'drain'.
       if (link.congested) return;
-      if (next.qos > 0 && this.inflight.size >= link.receiveMaximum) return;
+      if (next.qos > 0 && this.inflightCount >= link.receiveMaximum) return;
       this.queue.shift();
       this.send(next.message, next.qos, next.subscriptionIds, next.retain, undefined, true);
     }
-    if (this.inflight.size < link.receiveMaximum) this.onWindowOpen?.();
+    if (this.inflightCount < link.receiveMaximum) this.onWindowOpen?.();
   }
 
   /** Ends the session: nothing more is delivered. */
   discard(): void {
     this.queue = [];
+    this.resend = [];
     this.inflight.clear();
     this.incomingQos2.clear();
     this.subscriptions.clear();
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
+  }
+
+  /** Acknowledged: out of flight, also if it was acknowledged before being resent here. */
+  private forget(out: Outgoing): void {
+    this.inflight.delete(out.packetId);
+    if (this.resend.length > 0) this.resend = this.resend.filter((o) => o !== out);
   }
 
   private allocatePacketId(): number {
