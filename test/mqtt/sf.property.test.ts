@@ -32,7 +32,7 @@ type Op =
   | { kind: 'ack'; count: number }
   | { kind: 'resubscribe' };
 
-const ops = fc.array(
+const ops: fc.Arbitrary<Op[]> = fc.array(
   fc.oneof(
     fc.integer({ min: 1, max: 8 }).map((count) => ({ kind: 'publish' as const, count })),
     fc.integer({ min: 1, max: 5 }).map((window) => ({ kind: 'connect' as const, window })),
