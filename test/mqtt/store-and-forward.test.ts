@@ -382,4 +382,21 @@ describe('mqtt store-and-forward topics', () => {
       await gw2.close();
     }
   });
+  it('a subscriber tracked on the topic gets one copy, also with an overlapping ordinary subscription', async () => {
+    const { gw } = await startGateway({ mqtt: { allowAnonymous: true, storeAndForwardTopics: [topic()] } });
+    try {
+      const sub = await connectClient(mqttUrl(gw), { clientId: 'both' });
+      const got = collect(sub);
+      await sub.subscribeAsync('plant/+/temp', { qos: 1 });
+      await sub.subscribeAsync('#', { qos: 1 });
+      const pub = await connectClient(mqttUrl(gw));
+      await pub.publishAsync('plant/1/temp', 'once', { qos: 1 });
+      await pub.publishAsync('other', 'live only', { qos: 1 });
+      await until(() => got.length >= 2, 5000, 'both messages');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(got.map((m) => m.payload.toString()).sort()).toEqual(['live only', 'once']);
+    } finally {
+      await gw.close();
+    }
+  });
 });

@@ -269,7 +269,7 @@ export class Broker {
       else await Promise.all(sfTopics.map((t) => this.store(t.stream, stored, idempotencyKey)));
     }
     if (message.retain) this.retained.set(message);
-    return this.route(message, publisher) || sfTopics.some((t) => t.trackers.size > 0);
+    return this.route(message, publisher, sfTopics) || sfTopics.some((t) => t.trackers.size > 0);
   }
 
   /**
@@ -320,10 +320,16 @@ export class Broker {
     );
   }
 
-  private route(message: BrokerMessage, publisher: string): boolean {
+  /**
+   * Live delivery to matching subscriptions. A session tracked on a store-and-forward topic the
+   * message was stored in gets it from the stream, so not a second time here.
+   */
+  private route(message: BrokerMessage, publisher: string, stored: readonly SfTopic[]): boolean {
     let matched = false;
     const groups = new Map<string, { session: Session; sub: Subscription }[]>();
     for (const session of this.sessions.values()) {
+      if (stored.length > 0 && stored.some((t) => session.subscriptions.get(t.filter)?.storeAndForward))
+        continue;
       let best: { qos: QoS; ids: number[]; retain: boolean } | undefined;
       for (const sub of session.subscriptions.values()) {
         if (sub.storeAndForward || !topicMatches(sub.match, message.topic)) continue;
