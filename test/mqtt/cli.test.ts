@@ -57,7 +57,7 @@ describe('waystation topics (CLI) and the mqtt configuration', () => {
     } finally {
       gw.proc.kill('SIGTERM');
     }
-  });
+  }, 90_000);
 
   it('reports mqtt configuration mistakes with their paths', () => {
     const issues = (input: unknown) => {
