@@ -4,7 +4,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startCli, writeConfig } from '../support/cli.js';
+import { startCli, stopCli, writeConfig } from '../support/cli.js';
 import { Receiver } from '../support/receiver.js';
 import { until } from '../support/wait.js';
 
@@ -51,7 +51,7 @@ describe('gateway durability over HTTP', () => {
     );
     const firsts = seen.filter((n, i) => seen.indexOf(n) === i);
     expect(firsts).toEqual([...firsts].sort((a, b) => a - b));
-    gw.proc.kill('SIGTERM');
+    await stopCli(gw.proc);
     await receiver.stop();
   }, 90_000);
 
@@ -82,7 +82,7 @@ describe('gateway durability over HTTP', () => {
       10_000,
       'acceptance to resume',
     );
-    gw.proc.kill('SIGTERM');
+    await stopCli(gw.proc);
     await receiver.stop();
   }, 60_000);
 
@@ -126,6 +126,6 @@ describe('gateway durability over HTTP', () => {
       console.log(`upload ${size} B: peak RSS ${before.toFixed(0)} MB before, ${after.toFixed(0)} MB after`);
     // The body went to a side file chunk by chunk: the gateway's peak memory barely moved.
     expect(after - before).toBeLessThan(64);
-    gw.proc.kill('SIGTERM');
+    await stopCli(gw.proc);
   }, 120_000);
 });

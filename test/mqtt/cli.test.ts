@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/resolve.js';
 import type { ConfigError } from '../../src/errors.js';
-import { cli, startCli, writeConfig } from '../support/cli.js';
+import { cli, startCli, stopCli, writeConfig } from '../support/cli.js';
 
 describe('waystation topics (CLI) and the mqtt configuration', () => {
   it('creates, lists and removes a store-and-forward topic on a running gateway', async () => {
@@ -55,7 +55,7 @@ describe('waystation topics (CLI) and the mqtt configuration', () => {
       const unknown = await cli(['topics', 'remove', 'temps', ...url]);
       expect(unknown.stderr).toMatch(/WS_ERR_MQTT_TOPIC_UNKNOWN/);
     } finally {
-      gw.proc.kill('SIGTERM');
+      await stopCli(gw.proc);
     }
   }, 90_000);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { startCli, writeConfig } from '../support/cli.js';
+import { startCli, stopCli, writeConfig } from '../support/cli.js';
 import { collect, connectClient } from '../support/mqtt.js';
 import { until } from '../support/wait.js';
 
@@ -47,7 +47,7 @@ describe('mqtt store-and-forward: broker SIGKILLed mid-stream', () => {
       before = got.map((m) => Number(m.payload.toString()));
       acked = [...acked];
     } finally {
-      first.proc.kill('SIGKILL');
+      await stopCli(first.proc, 'SIGKILL');
     }
     const second = await startCli(['--config', config]);
     try {
@@ -78,7 +78,7 @@ describe('mqtt store-and-forward: broker SIGKILLed mid-stream', () => {
       for (let i = 1; i < lateSeq.length; i++) expect(lateSeq[i]).toBeGreaterThan(lateSeq[i - 1]!);
       expect(acked.filter((n) => !lateSeq.includes(n))).toEqual([]);
     } finally {
-      second.proc.kill('SIGKILL');
+      await stopCli(second.proc, 'SIGKILL');
     }
   }, 90_000);
 });

@@ -67,3 +67,11 @@ export async function writeConfig(config: object): Promise<string> {
   await writeFile(path, stringify({ dataDir: './data', http: { listen: '127.0.0.1:0' }, ...config }));
   return path;
 }
+
+/** Signals a gateway started by startCli and waits for it to exit (before its temp dir is removed). */
+export async function stopCli(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  proc.kill(signal);
+  await exited;
+}
