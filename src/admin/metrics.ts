@@ -121,7 +121,7 @@ export function createMetrics(
   });
   const mqttDropped = new Counter({
     name: 'waystation_mqtt_messages_dropped_total',
-    help: 'Messages for ordinary topics not delivered: offline queue full, larger than the client accepts, expired',
+    help: 'MQTT messages not delivered, by reason: queue-full (offline queue), too-large (for the client), expired, not-stored (QoS 0 or will the storage refused)',
     labelNames: ['reason'],
     registers,
   });

@@ -313,6 +313,36 @@ describe('mqtt broker: protocol robustness', () => {
       await gw.close();
     }
   });
+
+  it("a QoS 2 publish resent while the first is being stored gets the first one's answer, also a refusal", async () => {
+    const { gw } = await startGateway({
+      mqtt: { allowAnonymous: true, storeAndForwardTopics: [{ topic: 'q2/#', stream: 'q2' }] },
+      targets: { sink: { type: 'null' } },
+      routes: {
+        out: { streams: ['q2'], target: 'sink', retention: { maxMessages: 1 }, onFull: 'reject-new' },
+      },
+    });
+    try {
+      await fetch(`${gw.url}/v1/routes/out/store`, { method: 'POST' });
+      await fetch(`${gw.url}/v1/streams/q2/messages`, { method: 'POST', body: 'fills the route' });
+      const raw = await rawClient(mqttUrl(gw), 5);
+      raw.connect('q2');
+      const publish = (dup: boolean) =>
+        raw.send({ cmd: 'publish', topic: 'q2/a', qos: 2, messageId: 9, dup, retain: false, payload: 'x' });
+      publish(false);
+      publish(true);
+      await until(() => raw.packets.filter((p) => p.cmd === 'pubrec').length === 2, 2000, 'two PUBRECs');
+      expect(
+        raw.packets.filter((p) => p.cmd === 'pubrec').map((p) => (p as { reasonCode?: number }).reasonCode),
+      ).toEqual([0x97, 0x97]);
+      expect(gw.ws.streams().find((s) => s.name === 'q2')!.messages).toBe(1);
+      // A QoS 0 publish that cannot be stored has nobody to tell: it is counted.
+      raw.send({ cmd: 'publish', topic: 'q2/a', qos: 0, dup: false, retain: false, payload: 'y' });
+      await until(() => gw.mqtt!.broker.stats().dropped['not-stored'] === 1, 2000, 'the count');
+    } finally {
+      await gw.close();
+    }
+  });
 });
 
 function envSeed(): number | undefined {

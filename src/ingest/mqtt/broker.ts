@@ -13,7 +13,7 @@ import { RouteFullError, StorageFullError } from '../../errors.js';
 import type { BatchMessage, Waystation } from '../../waystation.js';
 import { type BrokerMessage, toHeaders } from './message.js';
 import { RetainedMessages } from './retained.js';
-import { Session, type Subscription } from './session.js';
+import { type DropReason, Session, type Subscription } from './session.js';
 import { SfCursor } from './sf-cursor.js';
 import { type SfTopic, StoreAndForwardTopics, type TopicInfo } from './sf-topics.js';
 import { topicMatches } from './topic.js';
@@ -71,7 +71,7 @@ export interface BrokerStats {
   retained: number;
   received: number;
   sent: number;
-  dropped: Record<'queue-full' | 'too-large' | 'expired', number>;
+  dropped: Record<DropReason, number>;
   storeAndForwardTopics: number;
 }
 
@@ -94,7 +94,12 @@ export class Broker {
   private readonly shareCounters = new Map<string, number>();
   private readonly batches = new Map<string, PendingBatch>();
   private flushScheduled = false;
-  private readonly counters: BrokerStats['dropped'] = { 'queue-full': 0, 'too-large': 0, expired: 0 };
+  private readonly counters: BrokerStats['dropped'] = {
+    'queue-full': 0,
+    'too-large': 0,
+    expired: 0,
+    'not-stored': 0,
+  };
   private received = 0;
   private sent = 0;
   private retentionTimer: TimerHandle | undefined;
@@ -244,9 +249,7 @@ export class Broker {
     this.wills.delete(clientId);
     const { message, expiryMs } = pending.will;
     if (expiryMs !== undefined) message.expiresAt = this.clock.now() + expiryMs;
-    this.publish(message, pending.will.publisher).catch((err) =>
-      this.logger.warn({ err, clientId, topic: pending.will.message.topic }, 'mqtt: will message not stored'),
-    );
+    this.publishUnanswered(message, pending.will.publisher);
   }
 
   // --- publish ----------------------------------------------------------------------------
@@ -254,9 +257,9 @@ export class Broker {
   /**
    * Routes a message: stored in every matching store-and-forward topic's stream (resolves once
    * durable; throws StorageFullError / RouteFullError when refused), then to live subscribers
-   * and the retained store. Returns whether any subscriber matched.
+   * and the retained store.
    */
-  async publish(message: BrokerMessage, publisher: string, idempotencyKey?: string): Promise<boolean> {
+  async publish(message: BrokerMessage, publisher: string, idempotencyKey?: string): Promise<void> {
     this.received++;
     const sfTopics = this.topics.matching(message.topic);
     if (sfTopics.length > 0) {
@@ -269,7 +272,15 @@ export class Broker {
       else await Promise.all(sfTopics.map((t) => this.store(t.stream, stored, idempotencyKey)));
     }
     if (message.retain) this.retained.set(message);
-    return this.route(message, publisher, sfTopics) || sfTopics.some((t) => t.trackers.size > 0);
+    this.route(message, publisher, sfTopics);
+  }
+
+  /** A publish nobody can be told about (QoS 0, a will): failing to store it is logged and counted. */
+  publishUnanswered(message: BrokerMessage, publisher: string): void {
+    this.publish(message, publisher).catch((err: unknown) => {
+      this.counters['not-stored']++;
+      this.logger.warn({ err, publisher, topic: message.topic }, 'mqtt: message not stored');
+    });
   }
 
   /**
@@ -324,8 +335,7 @@ export class Broker {
    * Live delivery to matching subscriptions. A session tracked on a store-and-forward topic the
    * message was stored in gets it from the stream, so not a second time here.
    */
-  private route(message: BrokerMessage, publisher: string, stored: readonly SfTopic[]): boolean {
-    let matched = false;
+  private route(message: BrokerMessage, publisher: string, stored: readonly SfTopic[]): void {
     const groups = new Map<string, { session: Session; sub: Subscription }[]>();
     for (const session of this.sessions.values()) {
       if (stored.length > 0 && stored.some((t) => session.subscriptions.get(t.filter)?.storeAndForward))
@@ -348,10 +358,7 @@ export class Broker {
         best.retain ||= sub.retainAsPublished && message.retain;
         if (sub.subscriptionId !== undefined) best.ids.push(sub.subscriptionId);
       }
-      if (best) {
-        matched = true;
-        session.deliver(message, best.qos, best.ids, best.retain);
-      }
+      if (best) session.deliver(message, best.qos, best.ids, best.retain);
     }
     for (const [key, members] of groups) {
       // Round-robin, preferring connected members [MQTT 5.0 §4.8.2].
@@ -360,11 +367,9 @@ export class Broker {
       const n = this.shareCounters.get(key) ?? 0;
       this.shareCounters.set(key, n + 1);
       const { session, sub } = pool[n % pool.length]!;
-      matched = true;
       const ids = sub.subscriptionId === undefined ? [] : [sub.subscriptionId];
       session.deliver(message, Math.min(sub.qos, message.qos) as QoS, ids, false);
     }
-    return matched;
   }
 
   // --- subscriptions ----------------------------------------------------------------------

@@ -50,6 +50,8 @@ export class Connection implements ClientConnection, Link {
   /** Incoming QoS 1/2 publishes not yet answered; reading pauses at the receive maximum. */
   private unanswered = 0;
   private readonly answers = new AnswerQueue();
+  /** Outcomes of QoS 2 publishes still being stored, by packet id (for a resend meanwhile). */
+  private readonly storingQos2 = new Map<number, Promise<number>>();
   private keepAliveMs = 0;
   private lastPacketAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
@@ -319,8 +321,11 @@ export class Connection implements ClientConnection, Link {
         ? (reasonCode: number) => this.write({ cmd: 'puback', messageId: packetId, reasonCode })
         : (reasonCode: number) => this.write({ cmd: 'pubrec', messageId: packetId, reasonCode });
     if (qos === 2 && this.session!.incomingQos2.has(packetId)) {
-      // A resent QoS 2 publish we already stored: answer again, do not store twice [MQTT-4.3.3-10].
-      this.answers.now(answer, Reason.success);
+      // A resent QoS 2 publish: not stored twice [MQTT-4.3.3-10]; answered like the first one,
+      // once its outcome is known (never "success" while it may still fail).
+      const first = this.storingQos2.get(packetId);
+      if (first) void first.then(this.answers.later(answer));
+      else this.answers.now(answer, Reason.success);
       return;
     }
     if (!Auth.mayPublish(this.principal, topic)) {
@@ -344,14 +349,30 @@ export class Connection implements ClientConnection, Link {
       return;
     }
     const message: BrokerMessage = { topic, payload, qos, retain: p.retain, properties, expiresAt };
-    const stored = this.options.broker.publish(message, this.clientId, idempotencyKeyOf(properties));
     if (qos === 0) {
-      stored.catch((err) =>
-        this.log.warn({ err, clientId: this.clientId, topic }, 'mqtt: QoS 0 message not stored'),
-      );
+      this.options.broker.publishUnanswered(message, this.clientId);
       return;
     }
-    if (qos === 2) this.session!.incomingQos2.add(packetId);
+    const outcome = this.options.broker.publish(message, this.clientId, idempotencyKeyOf(properties)).then(
+      () => Reason.success,
+      (err: unknown) => {
+        if (qos === 2) this.session?.incomingQos2.delete(packetId);
+        if (isStorageRefusal(err)) {
+          this.log.warn(
+            { clientId: this.clientId, topic, err: (err as Error).message },
+            'mqtt: publish refused',
+          );
+          return Reason.quotaExceeded;
+        }
+        this.log.error({ err, clientId: this.clientId, topic }, 'mqtt: storing a publish failed');
+        return Reason.unspecified;
+      },
+    );
+    if (qos === 2) {
+      this.session!.incomingQos2.add(packetId);
+      this.storingQos2.set(packetId, outcome);
+      void outcome.then(() => this.storingQos2.delete(packetId));
+    }
     const limit = this.options.broker.config.receiveMaximum;
     if (++this.unanswered >= limit) this.socket.pause();
     const done = this.answers.later((code) => {
@@ -364,22 +385,7 @@ export class Connection implements ClientConnection, Link {
       }
       answer(code);
     });
-    stored.then(
-      () => done(Reason.success),
-      (err: unknown) => {
-        if (qos === 2) this.session?.incomingQos2.delete(packetId);
-        if (isStorageRefusal(err)) {
-          this.log.warn(
-            { clientId: this.clientId, topic, err: (err as Error).message },
-            'mqtt: publish refused',
-          );
-          done(Reason.quotaExceeded);
-          return;
-        }
-        this.log.error({ err, clientId: this.clientId, topic }, 'mqtt: storing a publish failed');
-        done(Reason.unspecified);
-      },
-    );
+    void outcome.then(done);
   }
 
   private onSubscribe(p: ISubscribePacket): void {

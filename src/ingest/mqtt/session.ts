@@ -46,8 +46,11 @@ interface Outgoing {
   durable: boolean;
 }
 
+/** Why a message was not delivered: offline queue full, larger than the client accepts, expired, or (QoS 0, wills) not stored. */
+export type DropReason = 'queue-full' | 'too-large' | 'expired' | 'not-stored';
+
 export interface SessionCounters {
-  dropped(reason: 'queue-full' | 'too-large' | 'expired'): void;
+  dropped(reason: Exclude<DropReason, 'not-stored'>): void;
   sent(): void;
 }
 
