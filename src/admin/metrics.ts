@@ -109,6 +109,11 @@ export function createMetrics(
     help: 'MQTT sessions, connected or kept for their expiry interval',
     registers,
   });
+  const mqttRetained = new Gauge({
+    name: 'waystation_mqtt_retained_messages',
+    help: 'Retained MQTT messages held (one per topic)',
+    registers,
+  });
   const mqttReceived = new Counter({
     name: 'waystation_mqtt_messages_received_total',
     help: 'PUBLISH packets accepted from MQTT clients (and wills)',
@@ -162,6 +167,7 @@ export function createMetrics(
       const stats = broker.stats();
       mqttConnections.set(stats.connections);
       mqttSessions.set(stats.sessions);
+      mqttRetained.set(stats.retained);
       mqttReceived.reset();
       mqttReceived.inc(stats.received);
       mqttSent.reset();

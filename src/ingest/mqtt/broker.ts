@@ -72,7 +72,6 @@ export interface BrokerStats {
   received: number;
   sent: number;
   dropped: Record<DropReason, number>;
-  storeAndForwardTopics: number;
 }
 
 const RETENTION_CHECK_MS = 60_000;
@@ -142,7 +141,6 @@ export class Broker {
       received: this.received,
       sent: this.sent,
       dropped: { ...this.counters },
-      storeAndForwardTopics: this.topics.list().length,
     };
   }
 
