@@ -23,7 +23,9 @@ export const ErrorCodes = {
   RouteUnknown: 'WS_ERR_ROUTE_UNKNOWN',
   RouteFull: 'WS_ERR_ROUTE_FULL',
   MessageUnknown: 'WS_ERR_MESSAGE_UNKNOWN',
+  MessageHeaderInvalid: 'WS_ERR_MESSAGE_HEADER_INVALID',
   DataDirLocked: 'WS_ERR_DATA_DIR_LOCKED',
+  DataDirUnusable: 'WS_ERR_DATA_DIR_UNUSABLE',
   ConfigInvalid: 'WS_ERR_CONFIG_INVALID',
   TargetUnknownType: 'WS_ERR_TARGET_UNKNOWN_TYPE',
   TargetModuleInvalid: 'WS_ERR_TARGET_MODULE_INVALID',
@@ -34,6 +36,15 @@ export const ErrorCodes = {
   HttpBadRequest: 'WS_ERR_HTTP_BAD_REQUEST',
   HttpPayloadTooLarge: 'WS_ERR_HTTP_PAYLOAD_TOO_LARGE',
   HttpNotFound: 'WS_ERR_HTTP_NOT_FOUND',
+  IdempotencyKeyReused: 'WS_ERR_IDEMPOTENCY_KEY_REUSED',
+  ArgumentInvalid: 'WS_ERR_ARGUMENT_INVALID',
+  HttpBodyTimeout: 'WS_ERR_HTTP_BODY_TIMEOUT',
+  HttpStagingFull: 'WS_ERR_HTTP_STAGING_FULL',
+  HttpClientAborted: 'WS_ERR_HTTP_CLIENT_ABORTED',
+  HttpHeadersTooLarge: 'WS_ERR_HTTP_HEADERS_TOO_LARGE',
+  HttpUriTooLong: 'WS_ERR_HTTP_URI_TOO_LONG',
+  HttpMethodNotAllowed: 'WS_ERR_HTTP_METHOD_NOT_ALLOWED',
+  HttpUnsupportedMediaType: 'WS_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
   Internal: 'WS_ERR_INTERNAL',
 } as const;
 
@@ -185,6 +196,22 @@ export class UnknownMessageError extends WaystationError {
   }
 }
 
+/**
+ * A message header the MQTT broker interprets (docs/mqtt.md: `mqtt-qos`, `mqtt-topic`, …) has a
+ * value it could not send to MQTT subscribers. Nothing of the publish or batch was stored.
+ */
+export class InvalidHeaderError extends WaystationError {
+  readonly header: string;
+  constructor(header: string, value: string, problem: string) {
+    super(
+      ErrorCodes.MessageHeaderInvalid,
+      `Header "${header}" is ${value}: ${problem}. Nothing was stored; fix the header and publish again.`,
+      { httpStatus: 400 },
+    );
+    this.header = header;
+  }
+}
+
 /** A route with `onFull: reject-new` is at its retention limit: the publish is refused, nothing was stored. */
 export class RouteFullError extends WaystationError {
   constructor(route: string, stream: string, limit: string) {
@@ -197,11 +224,25 @@ export class RouteFullError extends WaystationError {
 }
 
 export class DataDirLockedError extends WaystationError {
-  constructor(dataDir: string, pid: number) {
+  readonly pid: number;
+  /** `detail` says how the holder was recognised, e.g. "on host h, lock refreshed 3 s ago". */
+  constructor(dataDir: string, pid: number, detail?: string) {
     super(
       ErrorCodes.DataDirLocked,
-      `The data directory ${dataDir} is in use by process ${pid}. Stop that process, or point this one at another dataDir.`,
+      `The data directory ${dataDir} is in use by process ${pid}${detail ? ` (${detail})` : ''}. Stop that process, or point this one at another dataDir.`,
     );
+    this.pid = pid;
+  }
+}
+
+/**
+ * The data directory cannot be created, locked or written: it is a file, lies under a file, is
+ * read-only, immutable, owned by another user, or its disk is full. The message names the path,
+ * the cause (with its errno code) and what to do; `cause` is the operating system's error.
+ */
+export class DataDirUnusableError extends WaystationError {
+  constructor(message: string, cause?: unknown) {
+    super(ErrorCodes.DataDirUnusable, message, { cause });
   }
 }
 
@@ -274,6 +315,57 @@ export class PayloadTooLargeError extends WaystationError {
       ErrorCodes.HttpPayloadTooLarge,
       `${what} is larger than ${limit} bytes (http.maxBodyBytes / http.maxBatchBytes); nothing was stored.`,
       { httpStatus: 413 },
+    );
+  }
+}
+
+/** An Idempotency-Key already answered a different request within storage.dedupWindow. */
+export class IdempotencyKeyReusedError extends WaystationError {
+  constructor(stream: string, key: string) {
+    super(
+      ErrorCodes.IdempotencyKeyReused,
+      `Idempotency-Key "${key}" was already used on stream "${stream}" for a different request (other messages, keys, headers or payloads) within storage.dedupWindow; nothing was stored. Use a new key for a new request; a retry must repeat the request exactly.`,
+      { httpStatus: 422 },
+    );
+  }
+}
+
+/** A library call got an argument of the wrong type or value; the message names the parameter. */
+export class ArgumentError extends WaystationError {
+  constructor(message: string) {
+    super(ErrorCodes.ArgumentInvalid, message, { httpStatus: 400 });
+  }
+}
+
+/** The client stopped sending its body for longer than http.bodyTimeout; nothing was stored. */
+export class BodyTimeoutError extends WaystationError {
+  constructor(timeoutMs: number) {
+    super(
+      ErrorCodes.HttpBodyTimeout,
+      `No body bytes arrived for ${timeoutMs} ms (http.bodyTimeout); the request was ended and nothing was stored. Send the body without pauses, or raise http.bodyTimeout.`,
+      { httpStatus: 408 },
+    );
+  }
+}
+
+/** Too many body bytes are being staged at once (http.maxStagingBytes); retry shortly. */
+export class StagingFullError extends WaystationError {
+  constructor(limit: number) {
+    super(
+      ErrorCodes.HttpStagingFull,
+      `Uploads in progress already hold ${limit} bytes (http.maxStagingBytes); nothing was stored. Retry shortly, or raise http.maxStagingBytes.`,
+      { httpStatus: 503 },
+    );
+  }
+}
+
+/** The client closed the connection before its request body was complete; nothing was stored. */
+export class ClientAbortedError extends WaystationError {
+  constructor() {
+    super(
+      ErrorCodes.HttpClientAborted,
+      'The client closed the connection before the request body was complete; nothing was stored.',
+      { httpStatus: 400 },
     );
   }
 }

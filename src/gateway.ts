@@ -4,19 +4,23 @@
  * → the HTTP API (ingest, admin, metrics, health) on Fastify → graceful shutdown. `waystation start` runs this.
  */
 import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { type Logger, pino } from 'pino';
 import { createMetrics, type Metrics } from './admin/metrics.js';
+import { filterMetricsText } from './admin/metrics-reach.js';
 import { mqttTopicRoutes } from './admin/mqtt-topics.js';
 import { adminRoutes } from './admin/routes.js';
 import { defaultConfig } from './config/defaults.js';
 import { loadConfigFile } from './config/load.js';
 import { parseConfig } from './config/resolve.js';
 import type { WaystationConfig, WaystationConfigInput } from './config/schema.js';
-import { ErrorCodes, WaystationError } from './errors.js';
-import { type Principal, type Scope, TokenAuth } from './ingest/http/auth.js';
+import { type ErrorCode, ErrorCodes, WaystationError } from './errors.js';
+import { type AccessCheck, type Principal, TokenAuth } from './ingest/http/auth.js';
+import { StagingBudget } from './ingest/http/body-guard.js';
 import { publishRoutes } from './ingest/http/publish.js';
 import type { Broker } from './ingest/mqtt/broker.js';
 import { MqttServer } from './ingest/mqtt/server.js';
@@ -137,6 +141,51 @@ export class Gateway {
   }
 }
 
+/** The documented error shape of every API response (docs/errors.md). */
+function errorBody(code: ErrorCode, message: string): { error: { code: ErrorCode; message: string } } {
+  return { error: { code, message } };
+}
+
+/** The code for a 4xx the framework raised itself. */
+function clientErrorCode(status: number): ErrorCode {
+  switch (status) {
+    case 404:
+      return ErrorCodes.HttpNotFound;
+    case 405:
+      return ErrorCodes.HttpMethodNotAllowed;
+    case 408:
+      return ErrorCodes.HttpBodyTimeout;
+    case 413:
+      return ErrorCodes.HttpPayloadTooLarge;
+    case 414:
+      return ErrorCodes.HttpUriTooLong;
+    case 415:
+      return ErrorCodes.HttpUnsupportedMediaType;
+    case 431:
+      return ErrorCodes.HttpHeadersTooLarge;
+    default:
+      return ErrorCodes.HttpBadRequest;
+  }
+}
+
+/** Status, code and message for a request Node's HTTP parser refused. */
+function parserRefusal(err: NodeJS.ErrnoException): [number, ErrorCode, string] {
+  if (err.code === 'HPE_HEADER_OVERFLOW')
+    return [
+      431,
+      ErrorCodes.HttpHeadersTooLarge,
+      'The request headers are larger than the server accepts (16 KiB).',
+    ];
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return [408, ErrorCodes.HttpBodyTimeout, 'The request did not arrive completely in time.'];
+  const reason = (err as { reason?: string }).reason ?? err.message;
+  return [
+    400,
+    ErrorCodes.HttpBadRequest,
+    `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'}: ${reason}); check Content-Length, Transfer-Encoding and header bytes.`,
+  ];
+}
+
 function splitListen(listen: string): { host: string; port: number } {
   const at = listen.lastIndexOf(':');
   return { host: listen.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(listen.slice(at + 1)) };
@@ -151,10 +200,33 @@ export async function buildHttpApp(
   broker?: Broker,
 ): Promise<FastifyInstance> {
   const tls = config.http.tls;
+  const httpLogger = logger.child({ component: 'http' }, { level: 'warn' });
+  // Bodies refused while they arrive are the client's doing: info, not the warn of httpLogger.
+  const bodyLogger = logger.child({ component: 'http' });
   const app = Fastify({
     // Per-request lines would drown the state changes that matter; errors are still logged.
-    loggerInstance: logger.child({ component: 'http' }, { level: 'warn' }),
+    loggerInstance: httpLogger,
     bodyLimit: 1024 * 1024,
+    // Above every path parameter's own schema bound (names of 128, topic filters of 1024).
+    routerOptions: { maxParamLength: 2048 },
+    // The router's refusals (bad percent-encoding, an over-long parameter) in the API's shape.
+    frameworkErrors: (err, _req, reply) => {
+      const status = (err as { statusCode?: number }).statusCode ?? 400;
+      void (reply as FastifyReply).code(status).send(errorBody(clientErrorCode(status), err.message));
+    },
+    // Requests Node's HTTP parser refuses before Fastify sees them, in the API's shape too.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, code, message] = parserRefusal(err);
+      httpLogger.info({ code: err.code }, 'refused a malformed request');
+      if (socket.writable) {
+        const body = JSON.stringify(errorBody(code, message));
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      socket.destroy();
+    },
     ...(tls
       ? {
           https: {
@@ -176,46 +248,41 @@ export async function buildHttpApp(
   });
 
   app.setErrorHandler((err, req, reply) => {
+    // A refusal before the body was read whole ends the connection with the answer: otherwise
+    // Node would wait for the rest of a body nobody reads, as long as the client keeps it open.
+    if (!req.raw.complete) reply.header('connection', 'close');
     if (err instanceof WaystationError) {
       if (err.httpStatus >= 500 && err.httpStatus !== 507 && err.httpStatus !== 503)
         req.log.error({ err }, err.message);
-      return reply.code(err.httpStatus).send({ error: { code: err.code, message: err.message } });
+      return reply.code(err.httpStatus).send(errorBody(err.code, err.message));
     }
     const e = err as { statusCode?: number; validation?: unknown; message: string; code?: string };
-    if (e.validation)
-      return reply.code(400).send({ error: { code: ErrorCodes.HttpBadRequest, message: e.message } });
-    if (e.statusCode === 413) {
-      return reply.code(413).send({ error: { code: ErrorCodes.HttpPayloadTooLarge, message: e.message } });
-    }
+    if (e.validation) return reply.code(400).send(errorBody(ErrorCodes.HttpBadRequest, e.message));
     if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
-      return reply
-        .code(e.statusCode)
-        .send({ error: { code: ErrorCodes.HttpBadRequest, message: e.message } });
+      return reply.code(e.statusCode).send(errorBody(clientErrorCode(e.statusCode), e.message));
     }
     req.log.error({ err }, 'unexpected error');
-    return reply
-      .code(500)
-      .send({ error: { code: ErrorCodes.Internal, message: 'Internal error; see the gateway log.' } });
+    return reply.code(500).send(errorBody(ErrorCodes.Internal, 'Internal error; see the gateway log.'));
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({
-      error: {
-        code: ErrorCodes.HttpNotFound,
-        message: `No endpoint ${req.method} ${req.url}; see GET /openapi.json.`,
-      },
-    }),
-  );
+  app.setNotFoundHandler((req, reply) => {
+    if (!req.raw.complete) reply.header('connection', 'close');
+    return reply
+      .code(404)
+      .send(
+        errorBody(ErrorCodes.HttpNotFound, `No endpoint ${req.method} ${req.url}; see GET /openapi.json.`),
+      );
+  });
 
   const auth = new TokenAuth(config.auth.tokens);
-  const principals = new WeakMap<FastifyRequest, Principal>();
-  const authorize = (req: FastifyRequest, scope: Scope, stream?: string): void => {
-    if (!auth.enabled) return;
+  const principals = new WeakMap<object, Principal>();
+  const access: AccessCheck = (req, scope) => {
     let principal = principals.get(req);
     if (!principal) {
       principal = auth.authenticate(req.headers.authorization);
       principals.set(req, principal);
     }
-    auth.authorize(principal, scope, stream);
+    TokenAuth.requireScope(principal, scope);
+    return principal;
   };
 
   await app.register(publishRoutes, {
@@ -223,20 +290,35 @@ export async function buildHttpApp(
     maxBodyBytes: config.http.maxBodyBytes,
     maxBatchBytes: config.http.maxBatchBytes,
     inlineBodyBytes: config.storage.blobThreshold,
-    authorize,
+    body: {
+      budget: new StagingBudget(config.http.maxStagingBytes),
+      timeoutMs: config.http.bodyTimeout,
+      refused: (reason, err) => {
+        metrics.observeBodyRefusal(reason);
+        bodyLogger.info({ reason }, err.message);
+      },
+    },
+    access,
   });
-  await app.register(adminRoutes, { ws, authorize });
-  await app.register(mqttTopicRoutes, { broker, authorize });
+  await app.register(adminRoutes, { ws, access });
+  await app.register(mqttTopicRoutes, { broker, access });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>
     isReady() ? { status: 'ready' } : reply.code(503).send({ status: 'not ready' }),
   );
   app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
-    authorize(req, 'read');
+    const principal = access(req, 'read');
     await metrics.refresh();
     reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
+    const text = await metrics.registry.metrics();
+    if (principal.unlimited) return text;
+    const topics = new Map((broker?.listTopics() ?? []).map((t) => [t.topic, t.stream]));
+    return filterMetricsText(text, {
+      principal,
+      routeStreams: (route) => ws.routeStreams(route),
+      topicStream: (topic) => topics.get(topic),
+    });
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -18,6 +18,7 @@ export {
 export * from './errors.js';
 export * from './log/index.js';
 export type { DeadLetter } from './store/dead-letters.js';
+export type { PayloadInput } from './store/payload-input.js';
 export type { MessageState, RouteCounters } from './store/route-progress.js';
 export type { PublishedRef } from './store/stream.js';
 export type { ModuleTargetContext, TargetFactory } from './targets/index.js';

@@ -13,10 +13,12 @@ import type { Clock } from './delivery/clock.js';
 import { DeliveryEngine, type Receipt } from './delivery/engine.js';
 import type { RouteRunner, RouteSnapshot } from './delivery/route-runner.js';
 import type { Target } from './delivery/target.js';
-import { InvalidArgumentError, ShuttingDownError } from './errors.js';
+import { ArgumentError, InvalidArgumentError, ShuttingDownError } from './errors.js';
 import type { StorageFileSystem } from './log/index.js';
 import type { DeadLetter } from './store/dead-letters.js';
 import type { StoredMessage } from './store/message.js';
+import { assertMqttHeaders } from './store/mqtt-headers.js';
+import { checkMessageFields, type PayloadInput, toPayload } from './store/payload-input.js';
 import { Store } from './store/store.js';
 import type { PublishedRef, PublishInput } from './store/stream.js';
 import { createTarget } from './targets/index.js';
@@ -47,7 +49,8 @@ export interface PublishOptions {
 }
 
 export interface BatchMessage {
-  payload: Uint8Array | AsyncIterable<Uint8Array>;
+  /** Bytes, a string (stored as UTF-8), or an async iterable of chunks such as a Readable. */
+  payload: PayloadInput;
   key?: string;
   headers?: Readonly<Record<string, string>>;
   ttl?: number | string;
@@ -76,6 +79,11 @@ export class RouteHandle {
 
   get name(): string {
     return this.runner.name;
+  }
+
+  /** The streams the route reads. */
+  get streams(): readonly string[] {
+    return this.runner.options.streams;
   }
 
   snapshot(): Promise<RouteSnapshot> {
@@ -155,6 +163,7 @@ export class Waystation {
       maxBytes: c.storage.maxBytes,
       minFreeBytes: c.storage.minFreeBytes,
       fileSystem: options.fileSystem,
+      onWarning: (w) => logger.warn({ file: w.file, err: w.cause }, w.message),
       now: options.clock ? () => options.clock!.now() : undefined,
     });
     try {
@@ -188,11 +197,7 @@ export class Waystation {
   }
 
   /** Stores one message; resolves with its id once durable. */
-  async publish(
-    stream: string,
-    payload: Uint8Array | AsyncIterable<Uint8Array>,
-    options: PublishOptions = {},
-  ): Promise<PublishedRef> {
+  async publish(stream: string, payload: PayloadInput, options: PublishOptions = {}): Promise<PublishedRef> {
     const [ref] = await this.publishBatch(stream, [{ payload, ...options }], {
       idempotencyKey: options.idempotencyKey,
     });
@@ -206,14 +211,26 @@ export class Waystation {
     options: { idempotencyKey?: string } = {},
   ): Promise<PublishedRef[]> {
     if (this.closed) throw new ShuttingDownError();
+    if (typeof stream !== 'string') throw new ArgumentError(`stream must be a string; got ${typeof stream}.`);
+    if (!Array.isArray(messages))
+      throw new ArgumentError('messages must be an array of { payload, key?, headers?, ttl? }.');
     if (messages.length === 0) throw new InvalidArgumentError('publishBatch needs at least one message.');
+    if (options.idempotencyKey !== undefined && typeof options.idempotencyKey !== 'string')
+      throw new ArgumentError('idempotencyKey must be a string.');
     const now = this.now();
-    const inputs: PublishInput[] = messages.map((m) => ({
-      payload: m.payload,
-      key: m.key,
-      headers: lowerCaseKeys(m.headers ?? {}),
-      expiresAt: m.ttl === undefined ? undefined : now + ttlMs(m.ttl),
-    }));
+    const single = messages.length === 1;
+    const inputs: PublishInput[] = messages.map((m, i) => {
+      const name = single ? 'payload' : `messages[${i}].payload`;
+      checkMessageFields(m, single ? 'options' : `messages[${i}]`);
+      return {
+        payload: toPayload(m.payload, name),
+        key: m.key,
+        headers: lowerCaseKeys(m.headers ?? {}),
+        expiresAt: m.ttl === undefined ? undefined : now + ttlMs(m.ttl),
+      };
+    });
+    // Headers the MQTT broker interprets must be sendable (400 otherwise); nothing of the batch is stored.
+    for (const input of inputs) assertMqttHeaders(input.headers ?? {}, input.payload);
     const refs = await this.store.publish(stream, inputs, {
       idempotencyKey: options.idempotencyKey,
       admit: (s, count, bytes) => this.engine.admit(s, count, bytes),
@@ -273,6 +290,11 @@ export class Waystation {
 
   async routes(): Promise<RouteSnapshot[]> {
     return Promise.all(this.engine.routes().map((r) => r.snapshot()));
+  }
+
+  /** The streams a route reads, or undefined when there is no such route. */
+  routeStreams(name: string): readonly string[] | undefined {
+    return this.engine.routes().find((r) => r.name === name)?.options.streams;
   }
 
   route(name: string): RouteHandle {

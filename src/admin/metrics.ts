@@ -15,6 +15,8 @@ export interface Metrics {
   observeDelivery(route: string, seconds: number): void;
   /** One log write + fdatasync took `seconds`. */
   observeFsync(seconds: number): void;
+  /** An HTTP request ended before its body was complete (client-aborted, body-timeout, staging-full). */
+  observeBodyRefusal(reason: 'client-aborted' | 'body-timeout' | 'staging-full'): void;
 }
 
 const OUTCOMES = ['forwarded', 'expired', 'pruned', 'purged', 'deadLettered'] as const;
@@ -126,7 +128,7 @@ export function createMetrics(
   });
   const mqttDropped = new Counter({
     name: 'waystation_mqtt_messages_dropped_total',
-    help: 'MQTT messages not delivered, by reason: queue-full (offline queue), too-large (for the client), expired, not-stored (QoS 0 or will the storage refused)',
+    help: 'MQTT messages not delivered, by reason: queue-full (offline queue), too-large (for the client), expired, not-stored (QoS 0 or will the storage refused), unsendable (a stored message whose headers make no valid PUBLISH)',
     labelNames: ['reason'],
     registers,
   });
@@ -134,6 +136,12 @@ export function createMetrics(
     name: 'waystation_mqtt_sf_subscriber_behind_messages',
     help: 'Stored messages a store-and-forward subscriber has not acknowledged',
     labelNames: ['topic', 'client_id'],
+    registers,
+  });
+  const bodyRefusals = new Counter({
+    name: 'waystation_http_bodies_refused_total',
+    help: 'HTTP request bodies that ended unstored, by reason: client-aborted (the client hung up mid-body), body-timeout (silent for http.bodyTimeout), staging-full (http.maxStagingBytes)',
+    labelNames: ['reason'],
     registers,
   });
   collectDefaultMetrics({ register: registry, prefix: 'waystation_' });
@@ -181,5 +189,6 @@ export function createMetrics(
     },
     observeDelivery: (route, seconds) => delivery.observe({ route }, seconds),
     observeFsync: (seconds) => fsync.observe(seconds),
+    observeBodyRefusal: (reason) => bodyRefusals.inc({ reason }),
   };
 }

@@ -1,20 +1,27 @@
 /**
  * The MQTT store-and-forward topics API (SPEC §5): GET/POST /v1/mqtt/topics and
  * DELETE /v1/mqtt/topics/{name}, where name is the topic filter (URL-encoded) or its stream.
+ * A topic is within a token's reach when its stream is (SPEC §8): the listing shows only those,
+ * one out of reach is removed as one that does not exist, and a token creates topics only on
+ * streams its globs cover.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { StoreAndForwardTopicInput } from '../config/schema.js';
-import { MqttTopicConflictError } from '../errors.js';
-import type { Scope } from '../ingest/http/auth.js';
+import { MqttTopicConflictError, UnknownMqttTopicError } from '../errors.js';
+import { type AccessCheck, AuthError } from '../ingest/http/auth.js';
 import type { Broker } from '../ingest/mqtt/broker.js';
 
 export interface MqttTopicRoutesOptions {
   /** Undefined when the configuration has no `mqtt` section. */
   broker: Broker | undefined;
-  authorize: (req: FastifyRequest, scope: Scope, stream?: string) => void;
+  access: AccessCheck;
 }
 
+/** A topic filter is at most 65,535 bytes in MQTT; the API takes names up to this many characters. */
+export const TOPIC_NAME_MAX_LENGTH = 1024;
+
 export async function mqttTopicRoutes(app: FastifyInstance, opts: MqttTopicRoutesOptions): Promise<void> {
+  const { access } = opts;
   const broker = (): Broker => {
     if (!opts.broker)
       throw new MqttTopicConflictError(
@@ -27,8 +34,8 @@ export async function mqttTopicRoutes(app: FastifyInstance, opts: MqttTopicRoute
     '/v1/mqtt/topics',
     { schema: { summary: 'Store-and-forward topics with their subscribers' } },
     async (req) => {
-      opts.authorize(req, 'read');
-      return { topics: opts.broker?.listTopics() ?? [] };
+      const principal = access(req, 'read');
+      return { topics: (opts.broker?.listTopics() ?? []).filter((t) => principal.reaches(t.stream)) };
     },
   );
 
@@ -36,7 +43,10 @@ export async function mqttTopicRoutes(app: FastifyInstance, opts: MqttTopicRoute
     '/v1/mqtt/topics',
     { schema: { summary: 'Create a store-and-forward topic', body: { type: 'object' } } },
     async (req, reply) => {
-      opts.authorize(req, 'admin');
+      const principal = access(req, 'admin');
+      const stream: unknown = req.body.stream;
+      if (typeof stream === 'string' && !principal.reaches(stream))
+        throw new AuthError(403, `Token "${principal.name}" may not create topics on stream "${stream}".`);
       const topic = await broker().createTopic(req.body);
       return reply.code(201).send(topic);
     },
@@ -44,10 +54,24 @@ export async function mqttTopicRoutes(app: FastifyInstance, opts: MqttTopicRoute
 
   app.delete<{ Params: { name: string } }>(
     '/v1/mqtt/topics/:name',
-    { schema: { summary: 'Remove a store-and-forward topic with its stream, data and subscriber tracking' } },
+    {
+      schema: {
+        summary: 'Remove a store-and-forward topic with its stream, data and subscriber tracking',
+        params: {
+          type: 'object',
+          properties: { name: { type: 'string', minLength: 1, maxLength: TOPIC_NAME_MAX_LENGTH } },
+          required: ['name'],
+        },
+      },
+    },
     async (req, reply) => {
-      opts.authorize(req, 'admin');
-      await broker().removeTopic(req.params.name);
+      const principal = access(req, 'admin');
+      const { name } = req.params;
+      const topic = broker()
+        .listTopics()
+        .find((t) => t.topic === name || t.stream === name);
+      if (!topic || !principal.reaches(topic.stream)) throw new UnknownMqttTopicError(name);
+      await broker().removeTopic(name);
       return reply.code(204).send();
     },
   );

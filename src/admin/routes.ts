@@ -1,26 +1,31 @@
 /**
  * The admin HTTP API (SPEC §5): streams and routes with their state and counters, the
  * operator's store/forward/purge/reset-counters, and dead letters.
+ *
+ * Reach (SPEC §8): a stream is within a token's reach when its globs match it, a route when
+ * every stream it reads is; listings show only what is within reach, and an object out of reach
+ * answers 404 exactly as one that does not exist, so a token cannot probe for names.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { BadRequestError, UnknownStreamError } from '../errors.js';
-import type { Scope } from '../ingest/http/auth.js';
-import type { Waystation } from '../waystation.js';
+import type { FastifyInstance } from 'fastify';
+import { BadRequestError, UnknownRouteError, UnknownStreamError } from '../errors.js';
+import { type AccessCheck, type Principal, reachesAll } from '../ingest/http/auth.js';
+import type { RouteHandle, Waystation } from '../waystation.js';
+import { nameParam } from './params.js';
 
 export interface AdminRoutesOptions {
   ws: Waystation;
-  authorize: (req: FastifyRequest, scope: Scope, stream?: string) => void;
+  access: AccessCheck;
 }
 
-const routeParams = {
-  type: 'object',
-  properties: { route: { type: 'string', minLength: 1, maxLength: 128 } },
-  required: ['route'],
-} as const;
+const routeParams = nameParam('route');
+const streamParams = nameParam('stream');
 
 const idsBody = {
   type: 'object',
-  properties: { ids: { type: 'array', items: { type: 'string' } }, all: { type: 'boolean' } },
+  properties: {
+    ids: { type: 'array', items: { type: 'string', maxLength: 256 }, maxItems: 100_000 },
+    all: { type: 'boolean' },
+  },
   additionalProperties: false,
 } as const;
 
@@ -36,41 +41,49 @@ function selection(body: IdsBody | undefined): string[] | undefined {
   throw new BadRequestError('Name the dead letters: {"ids": ["..."]}, or {"all": true} for all of them.');
 }
 
+/** The route, if it exists and is within the principal's reach; otherwise 404 alike. */
+export function reachableRoute(ws: Waystation, principal: Principal, name: string): RouteHandle {
+  const route = ws.route(name);
+  if (!reachesAll(principal, route.streams)) throw new UnknownRouteError(name);
+  return route;
+}
+
 export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
-  const { ws } = opts;
+  const { ws, access } = opts;
 
   app.get('/v1/streams', { schema: { summary: 'Streams with their size and routes' } }, async (req) => {
-    opts.authorize(req, 'read');
-    return { streams: ws.streams() };
+    const principal = access(req, 'read');
+    return { streams: visibleStreams(ws, principal) };
   });
 
-  app.get<{ Params: { stream: string } }>('/v1/streams/:stream', async (req) => {
-    opts.authorize(req, 'read', req.params.stream);
-    const stream = ws.streams().find((s) => s.name === req.params.stream);
-    if (!stream) throw new UnknownStreamError(req.params.stream);
-    return stream;
-  });
+  app.get<{ Params: { stream: string } }>(
+    '/v1/streams/:stream',
+    { schema: { params: streamParams } },
+    async (req) => {
+      const principal = access(req, 'read');
+      const stream = visibleStreams(ws, principal).find((s) => s.name === req.params.stream);
+      if (!stream) throw new UnknownStreamError(req.params.stream);
+      return stream;
+    },
+  );
 
   app.get('/v1/routes', { schema: { summary: 'Routes with state and counters' } }, async (req) => {
-    opts.authorize(req, 'read');
-    return { routes: await ws.routes() };
+    const principal = access(req, 'read');
+    const routes = await ws.routes();
+    return { routes: routes.filter((r) => reachesAll(principal, r.streams)) };
   });
 
   app.get<{ Params: { route: string } }>(
     '/v1/routes/:route',
     { schema: { params: routeParams } },
-    async (req) => {
-      opts.authorize(req, 'read');
-      return ws.route(req.params.route).snapshot();
-    },
+    async (req) => reachableRoute(ws, access(req, 'read'), req.params.route).snapshot(),
   );
 
   app.post<{ Params: { route: string } }>(
     '/v1/routes/:route/store',
     { schema: { params: routeParams } },
     async (req) => {
-      opts.authorize(req, 'admin');
-      const route = ws.route(req.params.route);
+      const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
       route.store();
       return route.snapshot();
     },
@@ -80,8 +93,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     '/v1/routes/:route/forward',
     { schema: { params: routeParams } },
     async (req) => {
-      opts.authorize(req, 'admin');
-      const route = ws.route(req.params.route);
+      const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
       route.forward();
       return route.snapshot();
     },
@@ -100,8 +112,8 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       },
     },
     async (req) => {
-      opts.authorize(req, 'admin');
-      return { purged: ws.route(req.params.route).purge({ top: req.query.top }) };
+      const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
+      return { purged: route.purge({ top: req.query.top }) };
     },
   );
 
@@ -109,8 +121,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     '/v1/routes/:route/reset-counters',
     { schema: { params: routeParams } },
     async (req) => {
-      opts.authorize(req, 'admin');
-      const route = ws.route(req.params.route);
+      const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
       route.resetCounters();
       return route.snapshot();
     },
@@ -119,18 +130,17 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   app.get<{ Params: { route: string } }>(
     '/v1/routes/:route/dead-letters',
     { schema: { params: routeParams } },
-    async (req) => {
-      opts.authorize(req, 'read');
-      return { deadLetters: ws.route(req.params.route).deadLetters.list() };
-    },
+    async (req) => ({
+      deadLetters: reachableRoute(ws, access(req, 'read'), req.params.route).deadLetters.list(),
+    }),
   );
 
   app.post<{ Params: { route: string }; Body: IdsBody }>(
     '/v1/routes/:route/dead-letters/resubmit',
     { schema: { params: routeParams, body: idsBody } },
     async (req) => {
-      opts.authorize(req, 'admin');
-      return { resubmitted: await ws.route(req.params.route).deadLetters.resubmit(selection(req.body)) };
+      const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
+      return { resubmitted: await route.deadLetters.resubmit(selection(req.body)) };
     },
   );
 
@@ -138,8 +148,17 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     '/v1/routes/:route/dead-letters',
     { schema: { params: routeParams, body: idsBody } },
     async (req) => {
-      opts.authorize(req, 'admin');
-      return { deleted: await ws.route(req.params.route).deadLetters.delete(selection(req.body)) };
+      const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
+      return { deleted: await route.deadLetters.delete(selection(req.body)) };
     },
   );
+}
+
+/** Streams within reach, each listing only the routes within reach. */
+function visibleStreams(ws: Waystation, principal: Principal): ReturnType<Waystation['streams']> {
+  if (principal.unlimited) return ws.streams();
+  return ws
+    .streams()
+    .filter((s) => principal.reaches(s.name))
+    .map((s) => ({ ...s, routes: s.routes.filter((r) => reachesAll(principal, ws.route(r).streams)) }));
 }

@@ -240,6 +240,16 @@ const http = z.strictObject({
   maxBodyBytes: size.default(2 * 1024 ** 3),
   /** Largest NDJSON batch body (parsed in memory). Default 64 MiB. */
   maxBatchBytes: size.default(64 * 1024 ** 2),
+  /**
+   * A request body that sends nothing for this long is ended with 408 and nothing of it is
+   * stored (its staging file removed). Default 30s.
+   */
+  bodyTimeout: duration.default(30_000),
+  /**
+   * Request bodies being received at once (declared Content-Length, or bytes so far) may add up
+   * to this much; past it a publish is refused with 503 WS_ERR_HTTP_STAGING_FULL. Default 4 GiB.
+   */
+  maxStagingBytes: size.default(4 * 1024 ** 3),
   tls: z
     .strictObject({
       /** Paths of PEM files. */
@@ -259,13 +269,17 @@ const auth = z.strictObject({
     .array(
       z.strictObject({
         name: z.string().regex(NAME, nameMessage),
-        /** From `waystation hash-token`: "scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>". */
-        tokenHash: z
-          .string()
-          .regex(
-            /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/,
-            'use the output of `waystation hash-token`',
-          ),
+        /** From `waystation hash-token`: "hmac-sha256$<salt b64>$<hash b64>". */
+        tokenHash: z.string().superRefine((v, ctx) => {
+          if (v.startsWith('scrypt$'))
+            ctx.addIssue({
+              code: 'custom',
+              message:
+                'scrypt token hashes (Waystation 0.1) cost ~50 ms of the event loop per check; run `waystation hash-token <token>` again and configure the hmac-sha256 hash it prints',
+            });
+          else if (!/^hmac-sha256\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/.test(v))
+            ctx.addIssue({ code: 'custom', message: 'use the output of `waystation hash-token`' });
+        }),
         scopes: z.array(z.enum(Scopes)).min(1),
         /** Stream name globs this token may publish to / read ("*" = all). Default all. */
         streams: z.array(z.string()).default(['*']),
@@ -302,12 +316,12 @@ const mqtt = z.strictObject({
     .array(
       z.strictObject({
         username: z.string().min(1),
-        /** From `waystation hash-token <password>`. */
+        /** From `waystation hash-password <password>`. */
         passwordHash: z
           .string()
           .regex(
             /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/,
-            'use the output of `waystation hash-token`',
+            'use the output of `waystation hash-password`',
           ),
         /** Topic filters this user may publish to. Default all. */
         publish: z.array(z.string()).default(['#']),
@@ -354,6 +368,8 @@ export const configSchema = z.strictObject({
     listen: '127.0.0.1:8080',
     maxBodyBytes: 2 * 1024 ** 3,
     maxBatchBytes: 64 * 1024 ** 2,
+    bodyTimeout: 30_000,
+    maxStagingBytes: 4 * 1024 ** 3,
   }),
   /** The embedded MQTT broker (docs/mqtt.md); it runs only when this key is present. */
   mqtt: mqtt.optional(),

@@ -6,7 +6,8 @@
  * again (its seqs then restart at 1). Ids are opaque to users; only the store parses them.
  *
  * Meta layout: format version byte (1), then UTF-8 JSON with short keys, DO NOT RENAME:
- * `k` ordering key, `h` headers, `e` expiresAt (ms), `i` idempotency key.
+ * `k` ordering key, `h` headers, `e` expiresAt (ms), `i` idempotency key, `f` the idempotent
+ * request's fingerprint (absent in records written before 0.2: such a key matches any retry).
  */
 import { InvalidArgumentError } from '../errors.js';
 
@@ -15,6 +16,8 @@ export interface MessageMeta {
   headers: Readonly<Record<string, string>>;
   expiresAt?: number | undefined;
   idempotencyKey?: string | undefined;
+  /** What the publish that used the idempotency key asked to store (store.ts fingerprintOf). */
+  fingerprint?: string | undefined;
 }
 
 export interface StoredMessage extends MessageMeta {
@@ -37,6 +40,7 @@ interface MetaJson {
   h?: Record<string, string>;
   e?: number;
   i?: string;
+  f?: string;
 }
 
 export function encodeMeta(meta: MessageMeta): Buffer {
@@ -45,6 +49,7 @@ export function encodeMeta(meta: MessageMeta): Buffer {
   if (Object.keys(meta.headers).length > 0) json.h = { ...meta.headers };
   if (meta.expiresAt !== undefined) json.e = meta.expiresAt;
   if (meta.idempotencyKey !== undefined) json.i = meta.idempotencyKey;
+  if (meta.fingerprint !== undefined) json.f = meta.fingerprint;
   const body = Buffer.from(JSON.stringify(json));
   const out = Buffer.allocUnsafe(body.byteLength + 1);
   out[0] = META_VERSION;
@@ -59,7 +64,13 @@ export function decodeMeta(bytes: Buffer): MessageMeta {
   if (bytes.byteLength <= 3) return NO_META;
   if (bytes[0] !== META_VERSION) throw new Error(`unknown message meta version ${bytes[0]}`);
   const json = JSON.parse(bytes.subarray(1).toString('utf8')) as MetaJson;
-  return { key: json.k, headers: json.h ?? {}, expiresAt: json.e, idempotencyKey: json.i };
+  return {
+    key: json.k,
+    headers: json.h ?? {},
+    expiresAt: json.e,
+    idempotencyKey: json.i,
+    fingerprint: json.f,
+  };
 }
 
 export function messageId(incarnation: string, seq: number): string {

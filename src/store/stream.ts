@@ -87,6 +87,7 @@ export class Stream {
         headers: input.headers ?? {},
         expiresAt: input.expiresAt,
         idempotencyKey: input.idempotencyKey,
+        fingerprint: input.fingerprint,
       }),
     }));
     const { firstSeq } = await this.log.append(records);
@@ -115,6 +116,7 @@ export class Stream {
       headers: meta.headers,
       expiresAt: meta.expiresAt,
       idempotencyKey: meta.idempotencyKey,
+      fingerprint: meta.fingerprint,
       payload: record.payload,
       payloadBytes: record.payloadBytes,
       blob: record.blob,

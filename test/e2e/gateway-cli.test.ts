@@ -130,9 +130,10 @@ describe('waystation CLI', () => {
     expect((await post('orders')).status).toBe(401);
     expect((await post('orders', 'wrong')).status).toBe(401);
     expect((await post('orders', 'p-secret')).status).toBe(202);
+    // A stream outside the token's globs answers as one that does not exist (SPEC §8).
     const denied = await post('other', 'p-secret');
-    expect(denied.status).toBe(403);
-    expect(((await denied.json()) as { error: { code: string } }).error.code).toBe('WS_ERR_AUTH_FORBIDDEN');
+    expect(denied.status).toBe(404);
+    expect(((await denied.json()) as { error: { code: string } }).error.code).toBe('WS_ERR_STREAM_UNKNOWN');
     expect((await fetch(`${url}/v1/routes`, { headers: { authorization: 'Bearer p-secret' } })).status).toBe(
       403,
     );
@@ -145,10 +146,12 @@ describe('waystation CLI', () => {
     expect(await exitOf(proc)).toBe(0);
   }, 60_000);
 
-  it('hash-token prints a hash the gateway accepts', async () => {
+  it('hash-token prints a fast keyed hash, hash-password a scrypt one', async () => {
     const res = await cli(['hash-token', 'abc']);
-    expect(res.stdout).toMatch(/^tokenHash: scrypt\$16384\$8\$1\$/);
+    expect(res.stdout).toMatch(/^tokenHash: hmac-sha256\$/);
+    expect(res.stderr).toMatch(/long random token/);
     const fresh = await cli(['hash-token']);
-    expect(fresh.stdout).toMatch(/^token: {5}\S+\ntokenHash: scrypt/);
+    expect(fresh.stdout).toMatch(/^token: {5}\S{32}\ntokenHash: hmac-sha256\$/);
+    expect((await cli(['hash-password', 'pw'])).stdout).toMatch(/^passwordHash: scrypt\$16384\$8\$1\$/);
   });
 });

@@ -1,11 +1,14 @@
 /**
- * Bearer tokens with scopes (`publish`, `read`, `admin`) and stream globs. Only scrypt hashes
- * of tokens are configured (secret-hash.ts); a token seen once is remembered
- * by its SHA-256 so the slow scrypt runs once per token, not per request.
+ * Bearer tokens with scopes (`publish`, `read`, `admin`) and stream globs (SPEC §8).
+ *
+ * Tokens are long random secrets, so a keyed fast hash is as safe to configure as a slow KDF and
+ * costs microseconds: `tokenHash` is "hmac-sha256$<salt b64>$<HMAC-SHA256(salt, token) b64>".
+ * Checking a presented token computes one HMAC per configured token and compares in constant
+ * time, synchronously: no request, with or without credentials, can hold the event loop.
+ * (Passwords, which people choose, keep scrypt: see secret-hash.ts.)
  */
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorCodes, WaystationError } from '../../errors.js';
-import { hashSecret, verifySecret } from '../secret-hash.js';
 
 export type Scope = 'publish' | 'read' | 'admin';
 
@@ -16,15 +19,30 @@ export interface TokenConfig {
   streams: readonly string[];
 }
 
+/** What a request may reach: its scopes, and which streams its globs cover. */
 export interface Principal {
   name: string;
   scopes: ReadonlySet<Scope>;
-  streams: readonly RegExp[];
+  /** Whether the token's stream globs cover `stream`. */
+  reaches(stream: string): boolean;
+  /** True when the globs cover every possible stream name ("*"). */
+  readonly unlimited: boolean;
 }
 
-/** The hash to configure as `tokenHash` for a token. */
-export function hashToken(token: string, salt?: Buffer): string {
-  return hashSecret(token, salt);
+/** The principal of every request when no tokens are configured (loopback only). */
+export const OPEN_ACCESS: Principal = {
+  name: '(no auth)',
+  scopes: new Set<Scope>(['publish', 'read', 'admin']),
+  reaches: () => true,
+  unlimited: true,
+};
+
+export const TOKEN_HASH_PATTERN = /^hmac-sha256\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/;
+
+/** The `tokenHash` to configure for a token. */
+export function hashToken(token: string, salt: Buffer = randomBytes(16)): string {
+  const digest = createHmac('sha256', salt).update(token).digest('base64');
+  return `hmac-sha256$${salt.toString('base64')}$${digest}`;
 }
 
 function globToRegExp(glob: string): RegExp {
@@ -43,12 +61,31 @@ export class AuthError extends WaystationError {
   }
 }
 
-const CACHE_LIMIT = 1000;
+interface ConfiguredToken {
+  salt: Buffer;
+  digest: Buffer;
+  principal: Principal;
+}
 
 export class TokenAuth {
-  private readonly known = new Map<string, Principal | null>();
+  private readonly tokens: readonly ConfiguredToken[];
 
-  constructor(private readonly tokens: readonly TokenConfig[]) {}
+  constructor(tokens: readonly TokenConfig[]) {
+    this.tokens = tokens.map((t) => {
+      const [, salt, digest] = t.tokenHash.split('$');
+      const globs = t.streams.map(globToRegExp);
+      return {
+        salt: Buffer.from(salt!, 'base64'),
+        digest: Buffer.from(digest!, 'base64'),
+        principal: {
+          name: t.name,
+          scopes: new Set(t.scopes),
+          reaches: (stream: string) => globs.some((re) => re.test(stream)),
+          unlimited: t.streams.includes('*'),
+        },
+      };
+    });
+  }
 
   get enabled(): boolean {
     return this.tokens.length > 0;
@@ -56,30 +93,37 @@ export class TokenAuth {
 
   /** The principal of an `Authorization: Bearer <token>` header; throws 401 if missing or unknown. */
   authenticate(header: string | undefined): Principal {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+    if (!this.enabled) return OPEN_ACCESS;
+    const match = /^Bearer +(\S{1,512}) *$/i.exec(header ?? '');
     if (!match) throw new AuthError(401, 'This endpoint needs "Authorization: Bearer <token>".');
     const token = match[1]!;
-    const digest = createHash('sha256').update(token).digest('base64');
-    let principal = this.known.get(digest);
-    if (principal === undefined) {
-      const entry = this.tokens.find((t) => verifySecret(token, t.tokenHash));
-      principal = entry
-        ? { name: entry.name, scopes: new Set(entry.scopes), streams: entry.streams.map(globToRegExp) }
-        : null;
-      if (this.known.size >= CACHE_LIMIT) this.known.delete(this.known.keys().next().value!);
-      this.known.set(digest, principal);
+    let found: Principal | undefined;
+    // Every configured token is compared, found or not, so timing does not tell which matched.
+    for (const t of this.tokens) {
+      const digest = createHmac('sha256', t.salt).update(token).digest();
+      if (digest.byteLength === t.digest.byteLength && timingSafeEqual(digest, t.digest))
+        found ??= t.principal;
     }
-    if (!principal) throw new AuthError(401, 'The bearer token is not valid.');
-    return principal;
+    if (!found) throw new AuthError(401, 'The bearer token is not valid.');
+    return found;
   }
 
-  /** Throws 403 unless the principal has `scope` (and, when given, may use `stream`). */
-  authorize(principal: Principal, scope: Scope, stream?: string): void {
+  /** Throws 403 unless the principal has `scope` (admin implies every scope). */
+  static requireScope(principal: Principal, scope: Scope): void {
     if (!principal.scopes.has(scope) && !principal.scopes.has('admin')) {
       throw new AuthError(403, `Token "${principal.name}" lacks the "${scope}" scope.`);
     }
-    if (stream !== undefined && !principal.streams.some((re) => re.test(stream))) {
-      throw new AuthError(403, `Token "${principal.name}" may not use stream "${stream}".`);
-    }
   }
+}
+
+/**
+ * The route handlers' view of authorization: `access(req, scope)` authenticates the request,
+ * checks the scope (401/403) and returns the principal, whose `reaches` bounds every object the
+ * handler touches; an object out of reach answers as one that does not exist.
+ */
+export type AccessCheck = (req: { headers: { authorization?: string } }, scope: Scope) => Principal;
+
+/** Whether a route is within reach: every stream it reads must be. */
+export function reachesAll(principal: Principal, streams: readonly string[]): boolean {
+  return streams.every((s) => principal.reaches(s));
 }

@@ -3,11 +3,20 @@
  * 2 GiB payload never sits in memory), all-or-nothing NDJSON batches, and receipts with
  * long-polling. A 202 is sent only once the message is durable.
  */
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { nameParam } from '../../admin/params.js';
 import { parseDuration } from '../../config/units.js';
-import { BadRequestError, PayloadTooLargeError, WaitTimeoutError } from '../../errors.js';
+import {
+  BadRequestError,
+  PayloadTooLargeError,
+  UnknownMessageError,
+  UnknownStreamError,
+  WaitTimeoutError,
+} from '../../errors.js';
 import type { BatchMessage, Waystation } from '../../waystation.js';
-import type { Scope } from './auth.js';
+import type { AccessCheck, Principal } from './auth.js';
+import { type BodyLimits, guardBody, readSmallBody } from './body-guard.js';
 
 export interface PublishRoutesOptions {
   ws: Waystation;
@@ -15,8 +24,9 @@ export interface PublishRoutesOptions {
   maxBatchBytes: number;
   /** Bodies up to this size (with a Content-Length) are read whole: storage.blobThreshold. */
   inlineBodyBytes: number;
-  /** Throws 401/403 unless the request may use `scope` (on `stream`). */
-  authorize: (req: FastifyRequest, scope: Scope, stream?: string) => void;
+  /** http.bodyTimeout and http.maxStagingBytes, shared by every publish. */
+  body: BodyLimits;
+  access: AccessCheck;
 }
 
 const HEADER_PREFIX = 'waystation-header-';
@@ -27,11 +37,12 @@ const publishedSchema = {
   required: ['id', 'stream', 'seq'],
 } as const;
 
-const streamParams = {
-  type: 'object',
-  properties: { stream: { type: 'string', minLength: 1, maxLength: 128 } },
-  required: ['stream'],
-} as const;
+const streamParams = nameParam('stream');
+
+/** A stream out of the token's reach answers as one that does not exist (SPEC §8). */
+function requireStream(principal: Principal, stream: string): void {
+  if (!principal.reaches(stream)) throw new UnknownStreamError(stream);
+}
 
 export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOptions): Promise<void> {
   const { ws } = opts;
@@ -52,23 +63,26 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
       },
       async (req, reply) => {
         const { stream } = req.params;
-        opts.authorize(req, 'publish', stream);
-        const declared = Number(req.headers['content-length'] ?? Number.NaN);
-        if (declared > opts.maxBodyBytes) throw new PayloadTooLargeError(opts.maxBodyBytes);
-        const body = req.body as NodeJS.ReadableStream | undefined;
-        // A small body with a declared length is read into memory (the log's fast, ordered path);
-        // anything else streams to a side file as it arrives.
-        const payload = !body
-          ? new Uint8Array(0)
-          : declared <= opts.inlineBodyBytes
-            ? await readSmall(body, declared)
-            : limited(body as AsyncIterable<Uint8Array>, opts.maxBodyBytes);
-        const ref = await ws.publish(stream, payload, {
+        requireStream(opts.access(req, 'publish'), stream);
+        const length = req.headers['content-length'];
+        const declared = length === undefined ? undefined : Number(length);
+        if (declared !== undefined && declared > opts.maxBodyBytes)
+          throw new PayloadTooLargeError(opts.maxBodyBytes);
+        const publishOptions = {
           key: header(req, 'waystation-key'),
           headers: messageHeaders(req),
           ttl: ttlOf(req),
           idempotencyKey: header(req, 'idempotency-key'),
-        });
+        };
+        const body = req.body as IncomingMessage | undefined;
+        // A small body with a declared length is read into memory (the log's fast, ordered path);
+        // anything else streams to a side file as it arrives.
+        const payload = !body
+          ? new Uint8Array(0)
+          : declared !== undefined && declared <= opts.inlineBodyBytes
+            ? await readSmallBody(body, declared, opts.body)
+            : limited(guardBody(body, declared, opts.body), opts.maxBodyBytes);
+        const ref = await ws.publish(stream, payload, publishOptions);
         return reply.code(202).send(ref);
       },
     );
@@ -81,6 +95,15 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
       { parseAs: 'string', bodyLimit: opts.maxBatchBytes },
       (_req, body, done) => done(null, body),
     );
+    // Authorization before the body is read, and the body bounded while it arrives.
+    batch.addHook<{ Params: { stream: string } }>('preParsing', async (req, _reply, payload) => {
+      requireStream(opts.access(req, 'publish'), req.params.stream);
+      const length = req.headers['content-length'];
+      const declared = length === undefined ? undefined : Number(length);
+      if (declared !== undefined && declared > opts.maxBatchBytes)
+        throw new PayloadTooLargeError(opts.maxBatchBytes, 'The batch body');
+      return guardBody(payload as IncomingMessage, declared, opts.body);
+    });
 
     batch.post<{ Params: { stream: string } }>(
       '/v1/streams/:stream/messages::batch',
@@ -96,7 +119,7 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
       },
       async (req, reply) => {
         const { stream } = req.params;
-        opts.authorize(req, 'publish', stream);
+        requireStream(opts.access(req, 'publish'), stream);
         const messages = parseNdjson(String(req.body ?? ''));
         const refs = await ws.publishBatch(stream, messages, {
           idempotencyKey: header(req, 'idempotency-key'),
@@ -111,7 +134,7 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
     {
       schema: {
         summary: "A message's status per route, optionally waiting until every route is done with it",
-        params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
         querystring: {
           type: 'object',
           properties: { wait: { type: 'string', enum: ['delivered'] }, timeout: { type: 'string' } },
@@ -121,9 +144,9 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
     },
     async (req) => {
       const { id } = req.params;
-      opts.authorize(req, 'read');
+      const principal = opts.access(req, 'read');
       const status = await ws.messageStatus(id);
-      opts.authorize(req, 'read', status.stream);
+      if (!principal.reaches(status.stream)) throw new UnknownMessageError(id);
       if (req.query.wait !== 'delivered') return { ...status, settled: settled(status.routes) };
       const timeout = parseDuration(req.query.timeout ?? '30s');
       if (timeout === undefined || timeout > 300_000) {
@@ -172,22 +195,6 @@ function messageHeaders(req: FastifyRequest): Record<string, string> {
   return out;
 }
 
-/** Reads a body of a known, small length into one buffer. */
-function readSmall(body: NodeJS.ReadableStream, length: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let seen = 0;
-    body.on('data', (chunk: Buffer) => {
-      seen += chunk.byteLength;
-      if (seen > length)
-        return reject(new BadRequestError(`The body is longer than its Content-Length (${length}).`));
-      chunks.push(chunk);
-    });
-    body.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, seen)));
-    body.once('error', reject);
-  });
-}
-
 /** Passes the body through, failing with 413 once it passes `limit` (nothing is stored then). */
 async function* limited(body: AsyncIterable<Uint8Array>, limit: number): AsyncGenerator<Uint8Array> {
   let seen = 0;
@@ -205,6 +212,9 @@ interface BatchLine {
   headers?: unknown;
   ttl?: unknown;
 }
+
+/** Standard base64, padding optional, nothing else: Buffer.from would silently skip the rest. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
 
 function parseNdjson(text: string): BatchMessage[] {
   const messages: BatchMessage[] = [];
@@ -226,9 +236,13 @@ function parseNdjson(text: string): BatchMessage[] {
     let payload: Buffer;
     if (typeof obj.payload === 'string' && obj.payloadBase64 === undefined)
       payload = Buffer.from(obj.payload);
-    else if (typeof obj.payloadBase64 === 'string' && obj.payload === undefined)
+    else if (typeof obj.payloadBase64 === 'string' && obj.payload === undefined) {
+      if (!BASE64.test(obj.payloadBase64))
+        throw new BadRequestError(
+          `${at}: "payloadBase64" is not base64 (A-Z, a-z, 0-9, "+", "/", "=" padding, no spaces); nothing of the batch was stored.`,
+        );
       payload = Buffer.from(obj.payloadBase64, 'base64');
-    else throw new BadRequestError(`${at} needs exactly one of "payload" (string) or "payloadBase64".`);
+    } else throw new BadRequestError(`${at} needs exactly one of "payload" (string) or "payloadBase64".`);
     if (obj.key !== undefined && typeof obj.key !== 'string')
       throw new BadRequestError(`${at}: "key" must be a string.`);
     const headers = obj.headers ?? {};

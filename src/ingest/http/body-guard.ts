@@ -1,0 +1,185 @@
+/**
+ * Bounds on request bodies while they arrive (issue 15): a body that goes silent for
+ * `http.bodyTimeout` ends with BodyTimeoutError, the bytes being received at once are bounded by
+ * `http.maxStagingBytes` (StagingFullError), and a client that hangs up mid-body surfaces as
+ * ClientAbortedError — never as a storage or internal error. Whatever was staged for the body is
+ * removed by the log when its payload stream fails, so a refused upload stores nothing.
+ */
+import type { IncomingMessage } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import { BadRequestError, BodyTimeoutError, ClientAbortedError, StagingFullError } from '../../errors.js';
+
+/** Bytes of request bodies being received at once, against a limit. */
+export class StagingBudget {
+  private used = 0;
+
+  constructor(readonly limitBytes: number) {}
+
+  get usedBytes(): number {
+    return this.used;
+  }
+
+  /** Takes `bytes` or throws StagingFullError (nothing taken then). */
+  take(bytes: number): void {
+    if (bytes <= 0) return;
+    if (this.used + bytes > this.limitBytes) throw new StagingFullError(this.limitBytes);
+    this.used += bytes;
+  }
+
+  give(bytes: number): void {
+    this.used = Math.max(0, this.used - bytes);
+  }
+}
+
+/**
+ * Fires `onIdle` once nothing happened for `timeoutMs`: one timer per body, re-armed for the
+ * remainder when it fires early, rather than a timer reset on every chunk.
+ */
+function idleTimer(timeoutMs: number, onIdle: () => void): { touch(): void; stop(): void } {
+  let last = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (ms: number) => {
+    timer = setTimeout(() => {
+      const idle = Date.now() - last;
+      if (idle >= timeoutMs) onIdle();
+      else arm(timeoutMs - idle);
+    }, ms);
+    timer.unref();
+  };
+  arm(timeoutMs);
+  return {
+    touch: () => {
+      last = Date.now();
+    },
+    stop: () => clearTimeout(timer),
+  };
+}
+
+export type BodyRefusalReason = 'client-aborted' | 'body-timeout' | 'staging-full';
+
+export interface BodyLimits {
+  budget: StagingBudget;
+  timeoutMs: number;
+  /**
+   * Called once for each body refused here, where it is seen: a hung-up client gets no answer,
+   * so the error handler may never run for it.
+   */
+  refused: (reason: BodyRefusalReason, err: Error) => void;
+}
+
+function refuse<E extends Error>(limits: BodyLimits, reason: BodyRefusalReason, err: E): E {
+  limits.refused(reason, err);
+  return err;
+}
+
+function take(limits: BodyLimits, bytes: number): void {
+  try {
+    limits.budget.take(bytes);
+  } catch (err) {
+    throw refuse(limits, 'staging-full', err as Error);
+  }
+}
+
+/** Whether the client went away before the request was complete. */
+function aborted(source: IncomingMessage): boolean {
+  return source.destroyed && !source.complete;
+}
+
+/**
+ * The body as a stream that fails with a typed error on silence, on the staging bound or on a
+ * client hang-up. `declared` (Content-Length) is taken from the budget at once; without it,
+ * bytes are taken as they arrive.
+ */
+export function guardBody(
+  source: IncomingMessage,
+  declared: number | undefined,
+  limits: BodyLimits,
+): Transform {
+  const { budget } = limits;
+  let taken = 0;
+  if (declared !== undefined) {
+    take(limits, declared);
+    taken = declared;
+  }
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    timer.stop();
+    budget.give(taken);
+  };
+  const guarded = new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
+      timer.touch();
+      if (declared === undefined) {
+        try {
+          take(limits, chunk.byteLength);
+        } catch (err) {
+          return done(err as Error);
+        }
+        taken += chunk.byteLength;
+      }
+      done(null, chunk);
+    },
+  });
+  const timer = idleTimer(limits.timeoutMs, () =>
+    guarded.destroy(refuse(limits, 'body-timeout', new BodyTimeoutError(limits.timeoutMs))),
+  );
+  const abort = () => {
+    if (!guarded.destroyed) guarded.destroy(refuse(limits, 'client-aborted', new ClientAbortedError()));
+  };
+  source.on('error', abort);
+  source.on('close', () => {
+    if (aborted(source)) abort();
+  });
+  // The reader sees the error through its iterator; this listener keeps a destroy that lands
+  // between reads from becoming an uncaught 'error' event.
+  guarded.on('error', () => {});
+  guarded.on('close', release);
+  guarded.on('end', release);
+  source.pipe(guarded);
+  return guarded;
+}
+
+/**
+ * Reads a body of a known, small length into one buffer (the log's fast, ordered path), with
+ * the same idle timeout and hang-up handling as guardBody but no stream in between.
+ */
+export function readSmallBody(source: IncomingMessage, length: number, limits: BodyLimits): Promise<Buffer> {
+  take(limits, length);
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let seen = 0;
+    let settled = false;
+    const finish = (err: Error | undefined, value?: Buffer) => {
+      if (settled) return;
+      settled = true;
+      timer.stop();
+      limits.budget.give(length);
+      source.off('data', onData);
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    const timer = idleTimer(limits.timeoutMs, () =>
+      finish(refuse(limits, 'body-timeout', new BodyTimeoutError(limits.timeoutMs))),
+    );
+    const onData = (chunk: Buffer) => {
+      timer.touch();
+      seen += chunk.byteLength;
+      if (seen > length)
+        return finish(new BadRequestError(`The body is longer than its Content-Length (${length}).`));
+      chunks.push(chunk);
+    };
+    source.on('data', onData);
+    source.once('end', () =>
+      finish(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, seen)),
+    );
+    const abort = () => {
+      if (!settled) finish(refuse(limits, 'client-aborted', new ClientAbortedError()));
+    };
+    source.once('error', abort);
+    source.once('close', () => {
+      if (aborted(source)) abort();
+    });
+  });
+}
