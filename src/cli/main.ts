@@ -396,13 +396,30 @@ function printRoutes(routes: Record<string, unknown>[]): void {
   ]);
 }
 
+/**
+ * A failure as one line: what happened, and for Waystation errors their stable code. The stack
+ * trace only with WAYSTATION_LOG_LEVEL=debug (or trace).
+ */
+function failureLine(err: unknown): string {
+  if (err instanceof ConfigError) {
+    const issues = err.issues.map((i) => `${i.path || '(root)'}: ${oneLine(i.message)}`);
+    return `Invalid configuration: ${issues.join('; ')} (${err.code})`;
+  }
+  if (err instanceof WaystationError) return `${oneLine(err.message)} (${err.code})`;
+  if (err instanceof ApiError || err instanceof UsageError) return oneLine(err.message);
+  const what = err instanceof Error ? err.message : String(err);
+  return `unexpected failure: ${oneLine(what)} (WAYSTATION_LOG_LEVEL=debug shows the stack trace)`;
+}
+
+function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, '; ');
+}
+
 program.parseAsync().catch((err: unknown) => {
-  const message =
-    err instanceof ConfigError
-      ? err.message
-      : err instanceof ApiError || err instanceof WaystationError || err instanceof UsageError
-        ? err.message
-        : `unexpected failure: ${(err as Error).stack ?? String(err)}`;
-  process.stderr.write(`waystation: ${message}\n`);
+  process.stderr.write(`waystation: ${failureLine(err)}\n`);
+  const level = process.env.WAYSTATION_LOG_LEVEL;
+  if ((level === 'debug' || level === 'trace') && err instanceof Error && err.stack) {
+    process.stderr.write(`${err.stack}\n`);
+  }
   process.exit(1);
 });

@@ -1,7 +1,7 @@
 /**
  * Small persistent state (cursors, route state, log metadata) replaced atomically: write a
  * temporary file, fsync it, rename it over the old one, fsync the directory. A reader sees the
- * old or the new content, never a mix. Each file carries a checksum, so damage is reported as a
+ * old or the new content, never a mix; a failed write removes its temporary file. Each file carries a checksum, so damage is reported as a
  * `CorruptStateError` naming the file instead of being parsed as garbage.
  *
  * Layout (little-endian), DO NOT REORDER: magic "WSA1" (u32), format version (u32, 1),
@@ -27,14 +27,20 @@ export async function writeAtomicFile(
   header.writeUInt32LE(content.byteLength, 8);
   header.writeUInt32LE(crc32(content) >>> 0, 12);
   const tmp = `${path}.tmp`;
-  const file = await fs.open(tmp, 'create');
   try {
-    await file.write([header, content], 0);
-    await file.sync();
-  } finally {
-    await file.close();
+    const file = await fs.open(tmp, 'create');
+    try {
+      await file.write([header, content], 0);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await fs.rename(tmp, path);
+  } catch (err) {
+    // The old content stays; a half-written temporary file must not (ENOSPC at shutdown).
+    await fs.remove(tmp).catch(() => {});
+    throw err;
   }
-  await fs.rename(tmp, path);
   await fs.syncDir(dirname(path));
 }
 

@@ -10,4 +10,10 @@ export {
   type ReadOptions,
   type SegmentInfo,
 } from './log.js';
-export { type CorruptionReport, type FsyncPolicy, type LogOptions, resolveLogOptions } from './options.js';
+export {
+  type CorruptionReport,
+  type FsyncPolicy,
+  type LogOptions,
+  resolveLogOptions,
+  type StorageWarning,
+} from './options.js';

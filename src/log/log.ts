@@ -248,7 +248,7 @@ export class Log {
     if (this.nextSeq < this.startSeq) {
       // Records below the persisted start were lost (fsync never/interval); keep numbering.
       active.sealed = true;
-      await active.writeIndex();
+      await this.saveIndex(active, 'sealing it at open');
       active = await this.createSegment(this.startSeq);
       this.segments.push(active);
       this.nextSeq = this.startSeq;
@@ -569,7 +569,7 @@ export class Log {
     const next = await this.createSegment(this.nextSeq);
     old.sealed = true;
     this.segments.push(next);
-    await old.writeIndex().catch(() => {});
+    await this.saveIndex(old, 'sealing it');
     this.evictLoaded();
   }
 
@@ -782,6 +782,7 @@ export class Log {
       }
       seg.count = count;
       seg.size = size;
+      // Rebuilt on a read: quietly, a full disk must not log once per segment read.
       await seg.writeIndex().catch(() => {});
     }
     seg.loaded = true;
@@ -881,7 +882,24 @@ export class Log {
 
   // ---------------------------------------------------------------- lifecycle
 
-  /** Waits for queued appends, flushes, fsyncs, writes the active index and closes files. */
+  /** Writes a segment's index cache; a failure is only a warning (the next open rebuilds it). */
+  private async saveIndex(seg: Segment, when: string): Promise<void> {
+    try {
+      await seg.writeIndex();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      this.opts.onWarning({
+        file: seg.indexPath,
+        message: `could not save the segment index ${seg.indexPath} ${when} (${code}); nothing is lost: it is a cache, rebuilt from the segment at the next open`,
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Waits for queued appends, flushes, fsyncs, writes the active index and closes files. The
+   * index is a cache: if it cannot be written (a full disk) that is a warning, not a failure.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -890,7 +908,7 @@ export class Log {
     const active = this.active;
     try {
       await this.sync();
-      await active.writeIndex();
+      await this.saveIndex(active, 'at close');
     } finally {
       for (const seg of this.segments) await seg.close().catch(() => {});
     }

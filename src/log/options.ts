@@ -31,6 +31,8 @@ export interface LogOptions {
   onCommit?: (seconds: number) => void;
   /** Called for each record found damaged (recovery, or a read). */
   onCorruption?: (report: CorruptionReport) => void;
+  /** Called for what could not be done but fails nothing (an index cache not saved). Log at warn. */
+  onWarning?: (warning: StorageWarning) => void;
   /** The file layer; tests inject faults through it. Default: node:fs. */
   fileSystem?: StorageFileSystem;
   /** Clock for record timestamps, ms. Default Date.now. */
@@ -45,6 +47,15 @@ export interface CorruptionReport {
   /** Sequence numbers lost, when known. */
   seqs: readonly number[];
   reason: string;
+}
+
+/** Something that could not be saved or done, with no data lost (e.g. ENOSPC writing a cache). */
+export interface StorageWarning {
+  /** The file concerned. */
+  file: string;
+  message: string;
+  /** The operating system's error, if any. */
+  cause?: unknown;
 }
 
 export type ResolvedLogOptions = Readonly<Required<LogOptions>>;
@@ -62,6 +73,7 @@ export function resolveLogOptions(options: LogOptions = {}): ResolvedLogOptions 
     maxOpenSegments: options.maxOpenSegments ?? 32,
     onCorruption: options.onCorruption ?? (() => {}),
     onCommit: options.onCommit ?? (() => {}),
+    onWarning: options.onWarning ?? (() => {}),
     fileSystem: options.fileSystem ?? nodeFileSystem,
     now: options.now ?? Date.now,
   };

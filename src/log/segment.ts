@@ -208,7 +208,7 @@ export class Segment {
     return true;
   }
 
-  /** Writes the index cache (tmp + rename; no fsync: it is rebuilt if lost). */
+  /** Writes the index cache (tmp + rename; no fsync: it is rebuilt if lost). A failed write leaves no tmp. */
   async writeIndex(): Promise<void> {
     const bytes = encodeIndex(
       {
@@ -221,13 +221,18 @@ export class Segment {
       this.count,
     );
     const tmp = `${this.indexPath}.tmp`;
-    const file = await this.fs.open(tmp, 'create');
     try {
-      await file.write([bytes], 0);
-    } finally {
-      await file.close();
+      const file = await this.fs.open(tmp, 'create');
+      try {
+        await file.write([bytes], 0);
+      } finally {
+        await file.close();
+      }
+      await this.fs.rename(tmp, this.indexPath);
+    } catch (err) {
+      await this.fs.remove(tmp).catch(() => {});
+      throw err;
     }
-    await this.fs.rename(tmp, this.indexPath);
   }
 
   /** Reads only the index header: timestamps for retention without loading positions. */

@@ -3,14 +3,13 @@
  * global storage guard, and deleting log history no route needs any more. Knows nothing of
  * targets or the route state machine. Owns the data directory:
  *
- *   <dataDir>/LOCK                      pid of the process holding the directory
+ *   <dataDir>/LOCK                      the holder: pid, boot id, start time (data-dir-lock.ts)
  *   <dataDir>/streams/<stream>/         a stream (stream.ts) and its log (log/)
  *   <dataDir>/routes/<route>/           progress.state, dead-letters.journal
  */
-import { readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  DataDirLockedError,
   ShuttingDownError,
   StorageFullError,
   StreamInUseError,
@@ -18,7 +17,13 @@ import {
   UnknownRouteError,
   UnknownStreamError,
 } from '../errors.js';
-import { type LogOptions, nodeFileSystem, type StorageFileSystem } from '../log/index.js';
+import {
+  type LogOptions,
+  nodeFileSystem,
+  type StorageFileSystem,
+  type StorageWarning,
+} from '../log/index.js';
+import { DataDirLock, dataDirError } from './data-dir-lock.js';
 import { DeadLetters } from './dead-letters.js';
 import { assertStreamName, parseMessageId, type StoredMessage } from './message.js';
 import { RouteProgress } from './route-progress.js';
@@ -39,6 +44,13 @@ export interface StoreOptions {
   now?: () => number;
   /** Free bytes of the filesystem holding `dir` (injectable for tests). */
   freeBytes?: (dir: string) => Promise<number>;
+  /**
+   * What could not be done but does not fail the call (an index cache not saved at close, a
+   * stale LOCK taken over); the log's warnings too unless `log.onWarning` is set. Log at warn.
+   */
+  onWarning?: (warning: StorageWarning) => void;
+  /** Where procfs is mounted, for the LOCK's holder checks. Default /proc. */
+  procDir?: string;
 }
 
 export interface PublishOptions {
@@ -74,6 +86,7 @@ export class Store {
   private readonly dedupWindowMs: number;
   private freeSpace: { at: number; bytes: number } | undefined;
   private closing = false;
+  private dirLock: DataDirLock | undefined;
 
   private constructor(private readonly options: StoreOptions) {
     this.fs = options.fileSystem ?? nodeFileSystem;
@@ -88,7 +101,8 @@ export class Store {
       await store.load();
     } catch (err) {
       await store.close().catch(() => {});
-      throw err;
+      // EACCES, EROFS, ENOSPC, ... on a stream or route file: name the data directory's problem.
+      throw dataDirError(options.dataDir, err);
     }
     return store;
   }
@@ -97,25 +111,29 @@ export class Store {
     return this.options.dataDir;
   }
 
+  /** Creates the data directory and takes its LOCK (on the real filesystem only). */
   private async lock(): Promise<void> {
     const { dataDir } = this.options;
-    await this.fs.mkdir(dataDir);
-    const path = join(dataDir, 'LOCK');
-    if (this.fs === nodeFileSystem) {
-      const held = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (held && held !== process.pid && isAlive(held)) throw new DataDirLockedError(dataDir, held);
-      await writeFile(path, `${process.pid}\n`);
-    }
+    if (this.fs !== nodeFileSystem) return this.fs.mkdir(dataDir);
+    this.dirLock = await DataDirLock.acquire(dataDir, {
+      procDir: this.options.procDir,
+      onTakeover: (message) => this.options.onWarning?.({ file: join(dataDir, 'LOCK'), message }),
+    });
+  }
+
+  private logOptions(): LogOptions {
+    return {
+      ...this.options.log,
+      onWarning: this.options.log?.onWarning ?? this.options.onWarning,
+      now: this.now,
+    };
   }
 
   private async load(): Promise<void> {
     const { dataDir } = this.options;
     for (const name of this.options.streams) {
       assertStreamName(name);
-      const stream = await Stream.open(this.fs, join(dataDir, 'streams'), name, {
-        ...this.options.log,
-        now: this.now,
-      });
+      const stream = await Stream.open(this.fs, join(dataDir, 'streams'), name, this.logOptions());
       this.streamsByName.set(name, stream);
       this.streamsByIncarnation.set(stream.incarnation, stream);
     }
@@ -179,10 +197,7 @@ export class Store {
     if (existing) return existing;
     if (this.closing) throw new ShuttingDownError();
     assertStreamName(name);
-    const stream = await Stream.open(this.fs, join(this.options.dataDir, 'streams'), name, {
-      ...this.options.log,
-      now: this.now,
-    });
+    const stream = await Stream.open(this.fs, join(this.options.dataDir, 'streams'), name, this.logOptions());
     this.streamsByName.set(name, stream);
     this.streamsByIncarnation.set(stream.incarnation, stream);
     return stream;
@@ -353,13 +368,31 @@ export class Store {
     this.closing = true;
   }
 
+  /**
+   * Closes every stream even if one fails (what could be saved is saved; an index cache that
+   * could not be is a warning), then releases the LOCK; rethrows the first failure.
+   */
   async close(): Promise<void> {
     this.closing = true;
-    for (const d of this.dead.values()) await d.close().catch(() => {});
-    for (const s of this.streamsByName.values()) await s.close();
-    if (this.fs === nodeFileSystem) {
-      await rm(join(this.options.dataDir, 'LOCK'), { force: true });
+    let failure: { err: unknown } | undefined;
+    try {
+      for (const d of this.dead.values()) await d.close().catch(() => {});
+      for (const s of this.streamsByName.values()) {
+        await s.close().catch((err: unknown) => {
+          failure ??= { err };
+        });
+      }
+    } finally {
+      await this.dirLock?.release().catch((err: unknown) =>
+        this.options.onWarning?.({
+          file: join(this.options.dataDir, 'LOCK'),
+          message: `could not remove the LOCK of ${this.options.dataDir}: ${(err as Error).message}`,
+          cause: err,
+        }),
+      );
+      this.dirLock = undefined;
     }
+    if (failure) throw failure.err;
   }
 }
 
@@ -370,13 +403,4 @@ function dedupKey(stream: string, key: string): string {
 async function freeBytesOf(dir: string): Promise<number> {
   const s = await statfs(dir);
   return s.bavail * s.bsize;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
