@@ -45,6 +45,7 @@ export const ErrorCodes = {
   HttpUriTooLong: 'WS_ERR_HTTP_URI_TOO_LONG',
   HttpMethodNotAllowed: 'WS_ERR_HTTP_METHOD_NOT_ALLOWED',
   HttpUnsupportedMediaType: 'WS_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
+  HttpExpectationFailed: 'WS_ERR_HTTP_EXPECTATION_FAILED',
   Internal: 'WS_ERR_INTERNAL',
 } as const;
 

@@ -4,7 +4,7 @@
  * → the HTTP API (ingest, admin, metrics, health) on Fastify → graceful shutdown. `waystation start` runs this.
  */
 import { readFileSync } from 'node:fs';
-import { STATUS_CODES } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import swagger from '@fastify/swagger';
@@ -239,6 +239,17 @@ export async function buildHttpApp(
         }
       : {}),
   }) as unknown as FastifyInstance;
+
+  // Node answers an Expect other than 100-continue itself, with an empty body: in the API's shape instead.
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify(
+      errorBody(
+        ErrorCodes.HttpExpectationFailed,
+        `Expect: "${req.headers.expect}" is not supported; send "Expect: 100-continue" or none.`,
+      ),
+    );
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body);
+  });
 
   await app.register(swagger, {
     openapi: {
