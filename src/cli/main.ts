@@ -13,6 +13,7 @@ import { parseConfig } from '../config/resolve.js';
 import { ConfigError, WaystationError } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import { hashToken } from '../ingest/http/auth.js';
+import { hashSecret } from '../ingest/secret-hash.js';
 import { ApiClient, ApiError } from './client.js';
 import { printTable } from './table.js';
 
@@ -332,7 +333,20 @@ program
   .action((token?: string) => {
     const value = token ?? randomToken();
     if (!token) process.stdout.write(`token:     ${value}\n`);
+    // The hash is fast to check, so only a long random token resists guessing.
+    else if (token.length < 24)
+      process.stderr.write(
+        'waystation: warning: use a long random token (24+ characters); omit it to get one\n',
+      );
     process.stdout.write(`tokenHash: ${hashToken(value)}\n`);
+  });
+
+program
+  .command('hash-password')
+  .description('print the passwordHash (scrypt) to put in mqtt.users for a password')
+  .argument('<password>')
+  .action((password: string) => {
+    process.stdout.write(`passwordHash: ${hashSecret(password)}\n`);
   });
 
 interface PublishOpts {

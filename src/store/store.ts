@@ -10,6 +10,7 @@
 import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  IdempotencyKeyReusedError,
   ShuttingDownError,
   StorageFullError,
   StreamInUseError,
@@ -25,6 +26,7 @@ import {
 } from '../log/index.js';
 import { DataDirLock, dataDirError } from './data-dir-lock.js';
 import { DeadLetters } from './dead-letters.js';
+import { fingerprintOf } from './fingerprint.js';
 import { assertStreamName, parseMessageId, type StoredMessage } from './message.js';
 import { RouteProgress } from './route-progress.js';
 import { type PublishedRef, type PublishInput, Stream } from './stream.js';
@@ -70,6 +72,8 @@ export interface PublishOptions {
 interface DedupEntry {
   at: number;
   refs: Promise<PublishedRef[]>;
+  /** Undefined for keys written before fingerprints were stored: any retry matches. */
+  fingerprint: string | undefined;
 }
 
 const FREE_SPACE_CACHE_MS = 1000;
@@ -157,7 +161,7 @@ export class Store {
   /** Idempotency keys published within the window, read back newest first from each stream. */
   private async rebuildDedup(): Promise<void> {
     const since = this.now() - this.dedupWindowMs;
-    const found = new Map<string, { at: number; refs: PublishedRef[] }>();
+    const found = new Map<string, { at: number; refs: PublishedRef[]; fingerprint: string | undefined }>();
     for (const stream of this.streamsByName.values()) {
       let from = stream.log.lastSeq;
       let inWindow = true;
@@ -171,7 +175,7 @@ export class Store {
           }
           if (m.idempotencyKey === undefined) continue;
           const key = dedupKey(stream.name, m.idempotencyKey);
-          const entry = found.get(key) ?? { at: m.timestamp, refs: [] };
+          const entry = found.get(key) ?? { at: m.timestamp, refs: [], fingerprint: m.fingerprint };
           entry.refs.unshift({ id: m.id, stream: stream.name, seq: m.seq });
           entry.at = m.timestamp;
           found.set(key, entry);
@@ -181,7 +185,7 @@ export class Store {
     }
     // Oldest first, as expireDedup expects.
     for (const [key, e] of [...found].sort((a, b) => a[1].at - b[1].at)) {
-      this.dedup.set(key, { at: e.at, refs: Promise.resolve(e.refs) });
+      this.dedup.set(key, { at: e.at, refs: Promise.resolve(e.refs), fingerprint: e.fingerprint });
     }
   }
 
@@ -258,10 +262,15 @@ export class Store {
     const stream = this.stream(streamName);
     const key =
       options.idempotencyKey === undefined ? undefined : dedupKey(streamName, options.idempotencyKey);
+    const fingerprint = key === undefined ? undefined : fingerprintOf(inputs);
     if (key !== undefined) {
       this.expireDedup();
       const seen = this.dedup.get(key);
-      if (seen) return seen.refs;
+      if (seen) {
+        if (seen.fingerprint !== undefined && seen.fingerprint !== fingerprint)
+          throw new IdempotencyKeyReusedError(streamName, options.idempotencyKey!);
+        return seen.refs;
+      }
     }
     const bytes = inputs.reduce(
       (sum, i) => sum + (i.payload instanceof Uint8Array ? i.payload.byteLength : 0),
@@ -272,11 +281,11 @@ export class Store {
     const withKey =
       options.idempotencyKey === undefined
         ? inputs
-        : inputs.map((input) => ({ ...input, idempotencyKey: options.idempotencyKey }));
+        : inputs.map((input) => ({ ...input, idempotencyKey: options.idempotencyKey, fingerprint }));
     const refs = stream.append(withKey);
     if (release) refs.then(release, release);
     if (key !== undefined) {
-      this.dedup.set(key, { at: this.now(), refs });
+      this.dedup.set(key, { at: this.now(), refs, fingerprint });
       // A failed publish must not answer later retries with its error.
       refs.catch(() => this.dedup.delete(key));
     }

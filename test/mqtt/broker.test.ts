@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashToken } from '../../src/ingest/http/auth.js';
+import { hashSecret } from '../../src/ingest/secret-hash.js';
 import { restartGateway, startGateway } from '../support/gateway.js';
 import { collect, connectClient, mqttUrl } from '../support/mqtt.js';
 import { until } from '../support/wait.js';
@@ -56,7 +56,7 @@ describe('mqtt broker: core MQTT', () => {
     const { gw } = await startGateway({
       mqtt: {
         users: [
-          { username: 'dev', passwordHash: hashToken('pw'), publish: ['dev/#'], subscribe: ['dev/+/in'] },
+          { username: 'dev', passwordHash: hashSecret('pw'), publish: ['dev/#'], subscribe: ['dev/+/in'] },
         ],
       },
     });
