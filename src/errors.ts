@@ -149,7 +149,10 @@ export class UnknownStreamError extends WaystationError {
 }
 
 export class StreamInUseError extends WaystationError {
-  constructor(stream: string, routes: readonly string[]) {
+  constructor(
+    stream: string,
+    readonly routes: readonly string[],
+  ) {
     super(
       ErrorCodes.StreamInUse,
       `Stream "${stream}" is read by route(s) ${routes.join(', ')}; it cannot be removed while configured routes read it. Remove it from those routes' "streams" first.`,

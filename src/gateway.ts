@@ -312,7 +312,7 @@ export async function buildHttpApp(
     access,
   });
   await app.register(adminRoutes, { ws, access });
-  await app.register(mqttTopicRoutes, { broker, access });
+  await app.register(mqttTopicRoutes, { broker, access, routeStreams: (r) => ws.routeStreams(r) });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>

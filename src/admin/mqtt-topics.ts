@@ -7,14 +7,16 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { StoreAndForwardTopicInput } from '../config/schema.js';
-import { MqttTopicConflictError, UnknownMqttTopicError } from '../errors.js';
-import { type AccessCheck, AuthError } from '../ingest/http/auth.js';
+import { MqttTopicConflictError, StreamInUseError, UnknownMqttTopicError } from '../errors.js';
+import { type AccessCheck, AuthError, reachesAll } from '../ingest/http/auth.js';
 import type { Broker } from '../ingest/mqtt/broker.js';
 
 export interface MqttTopicRoutesOptions {
   /** Undefined when the configuration has no `mqtt` section. */
   broker: Broker | undefined;
   access: AccessCheck;
+  /** The streams a route reads (undefined: no such route). */
+  routeStreams: (route: string) => readonly string[] | undefined;
 }
 
 /** A topic filter is at most 65,535 bytes in MQTT; the API takes names up to this many characters. */
@@ -71,7 +73,16 @@ export async function mqttTopicRoutes(app: FastifyInstance, opts: MqttTopicRoute
         .listTopics()
         .find((t) => t.topic === name || t.stream === name);
       if (!topic || !principal.reaches(topic.stream)) throw new UnknownMqttTopicError(name);
-      await broker().removeTopic(name);
+      try {
+        await broker().removeTopic(name);
+      } catch (err) {
+        // Name only the routes the token may see among those that keep the stream in use.
+        if (err instanceof StreamInUseError && !principal.unlimited) {
+          const seen = err.routes.filter((r) => reachesAll(principal, opts.routeStreams(r) ?? []));
+          throw new StreamInUseError(topic.stream, seen.length > 0 ? seen : ["(outside your token's reach)"]);
+        }
+        throw err;
+      }
       return reply.code(204).send();
     },
   );

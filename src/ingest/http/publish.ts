@@ -14,8 +14,8 @@ import {
   UnknownStreamError,
   WaitTimeoutError,
 } from '../../errors.js';
-import type { BatchMessage, Waystation } from '../../waystation.js';
-import type { AccessCheck, Principal } from './auth.js';
+import type { BatchMessage, MessageStatus, Waystation } from '../../waystation.js';
+import { type AccessCheck, type Principal, reachesAll } from './auth.js';
 import { type BodyLimits, guardBody, readSmallBody } from './body-guard.js';
 
 export interface PublishRoutesOptions {
@@ -147,16 +147,23 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
       const principal = opts.access(req, 'read');
       const status = await ws.messageStatus(id);
       if (!principal.reaches(status.stream)) throw new UnknownMessageError(id);
-      if (req.query.wait !== 'delivered') return { ...status, settled: settled(status.routes) };
+      // Only the routes within the token's reach appear in the receipt (SPEC §8).
+      const visible = (st: MessageStatus) => {
+        const routes = Object.fromEntries(
+          Object.entries(st.routes).filter(([r]) => reachesAll(principal, ws.routeStreams(r) ?? [])),
+        );
+        return { ...st, routes, settled: settled(routes) };
+      };
+      if (req.query.wait !== 'delivered') return visible(status);
       const timeout = parseDuration(req.query.timeout ?? '30s');
       if (timeout === undefined || timeout > 300_000) {
         throw new BadRequestError('timeout must be a duration of at most 5m, e.g. "30s".');
       }
       try {
-        return { ...(await ws.messageStatus(id, { waitFor: 'delivered', timeout })), settled: true };
+        return visible(await ws.messageStatus(id, { waitFor: 'delivered', timeout }));
       } catch (err) {
         // A long-poll that runs out answers the current state rather than an error.
-        if (err instanceof WaitTimeoutError) return { ...(await ws.messageStatus(id)), settled: false };
+        if (err instanceof WaitTimeoutError) return visible(await ws.messageStatus(id));
         throw err;
       }
     },
