@@ -1,4 +1,6 @@
+import { connect, type Socket } from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqttPacket, { type Packet } from 'mqtt-packet';
 import { afterEach } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 
@@ -47,5 +49,50 @@ function listen(client: MqttClient): Received[] {
   client.on('message', (topic, payload, packet) =>
     out.push({ topic, payload, qos: packet.qos, retain: packet.retain, properties: packet.properties }),
   );
+  return out;
+}
+
+/** A raw TCP client speaking MQTT through mqtt-packet, for what MQTT.js will not send. */
+export async function rawClient(
+  url: string,
+  protocolVersion: 4 | 5 = 5,
+  options: { localAddress?: string } = {},
+) {
+  const { hostname, port } = new URL(url);
+  const socket: Socket = connect({ port: Number(port), host: hostname, localAddress: options.localAddress });
+  await new Promise<void>((r, j) => socket.once('connect', () => r()).once('error', j));
+  const packets: Packet[] = [];
+  const parser = mqttPacket.parser({ protocolVersion });
+  parser.on('packet', (p: Packet) => packets.push(p));
+  socket.on('data', (b) => parser.parse(b));
+  socket.on('error', () => {});
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  return {
+    socket,
+    packets,
+    closed,
+    send: (p: Packet) => socket.write(mqttPacket.generate(p, { protocolVersion })),
+    /** Sends `p` with the first occurrence of the ASCII `marker` replaced by `bytes` (same length). */
+    sendPatched: (p: Packet, marker: string, bytes: readonly number[]) =>
+      socket.write(patch(mqttPacket.generate(p, { protocolVersion }), marker, bytes)),
+    connect: (clientId: string) =>
+      socket.write(
+        mqttPacket.generate(
+          { cmd: 'connect', clientId, protocolVersion, clean: true, keepalive: 0 },
+          { protocolVersion },
+        ),
+      ),
+  };
+}
+
+export type RawClient = Awaited<ReturnType<typeof rawClient>>;
+
+/** `bytes` in place of `marker` in an encoded packet: raw bytes no string can produce (ill-formed UTF-8). */
+export function patch(packet: Buffer, marker: string, bytes: readonly number[]): Buffer {
+  const at = packet.indexOf(Buffer.from(marker, 'latin1'));
+  if (at === -1 || marker.length !== bytes.length)
+    throw new Error(`no ${marker} of ${bytes.length} bytes to patch`);
+  const out = Buffer.from(packet);
+  out.set(bytes, at);
   return out;
 }

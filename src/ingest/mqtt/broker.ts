@@ -33,6 +33,7 @@ export const Reason = {
   clientIdNotValid: 0x85,
   badUserNameOrPassword: 0x86,
   notAuthorized: 0x87,
+  serverBusy: 0x89,
   badAuthenticationMethod: 0x8c,
   serverShuttingDown: 0x8b,
   keepAliveTimeout: 0x8d,
@@ -98,6 +99,7 @@ export class Broker {
     'too-large': 0,
     expired: 0,
     'not-stored': 0,
+    unsendable: 0,
   };
   private received = 0;
   private sent = 0;
@@ -181,7 +183,11 @@ export class Broker {
         clientId,
         this.config.maxQueuedMessages,
         {
-          dropped: (reason) => this.counters[reason]++,
+          dropped: (reason, err) => {
+            this.counters[reason]++;
+            if (err !== undefined)
+              this.logger.warn({ err, clientId }, 'mqtt: a message could not be encoded; not sent');
+          },
           sent: () => this.sent++,
         },
         () => this.clock.now(),
@@ -461,7 +467,14 @@ export class Broker {
           'mqtt: store-and-forward delivery failed',
         ),
       this.config.maxPacketSize,
-      () => this.counters['too-large']++,
+      (reason, m, why) => {
+        this.counters[reason]++;
+        if (reason === 'unsendable')
+          this.logger.warn(
+            { clientId: session.clientId, topic: t.filter, stream: m.stream, seq: m.seq, why },
+            'mqtt: a stored message cannot be sent over MQTT; skipped',
+          );
+      },
     );
     mine.set(sub.filter, cursor);
     cursor.wake();

@@ -18,11 +18,12 @@ import mqttPacket, {
 } from 'mqtt-packet';
 import type { Logger } from 'pino';
 import { AnswerQueue } from './answer-queue.js';
-import { MqttAuth as Auth, type MqttAuth, type MqttPrincipal } from './auth.js';
+import { MqttAuth as Auth, type AuthResult, type MqttAuth, type MqttPrincipal } from './auth.js';
 import { type Broker, type ClientConnection, isStorageRefusal, Reason } from './broker.js';
 import { type BrokerMessage, idempotencyKeyOf, type PublishProperties } from './message.js';
 import type { Link, Session, Subscription } from './session.js';
 import { parseShared, topicFilterProblem, topicNameProblem } from './topic.js';
+import { checkUtf8Strings } from './utf8.js';
 
 const TOPIC_ALIAS_MAXIMUM = 10;
 const NO_PROPERTIES: PublishProperties = Object.freeze({});
@@ -35,6 +36,8 @@ export interface ConnectionOptions {
   logger: Logger;
   /** Where the client came from, for logs. */
   remote: string;
+  /** The client's remote address: repeated login failures from it are slowed down. Default `remote`. */
+  remoteAddress?: string;
 }
 
 export class Connection implements ClientConnection, Link {
@@ -42,7 +45,11 @@ export class Connection implements ClientConnection, Link {
   receiveMaximum = 0;
   maxPacketSize = MQTT_MAX_PACKET;
   private readonly parser = mqttPacket.parser();
-  private state: 'awaiting-connect' | 'connected' | 'closed' = 'awaiting-connect';
+  /** `authenticating`: CONNECT is being checked; packets after it wait (and reading pauses). */
+  private state: 'awaiting-connect' | 'authenticating' | 'connected' | 'closed' = 'awaiting-connect';
+  private readonly held: Packet[] = [];
+  /** Set while parsing a packet with an ill-formed UTF-8 string, checked at its 'packet' event. */
+  private illFormed: string | undefined;
   private session: Session | undefined;
   private principal: MqttPrincipal = { kind: 'anonymous' };
   private clientId = '';
@@ -64,7 +71,10 @@ export class Connection implements ClientConnection, Link {
     private readonly options: ConnectionOptions,
   ) {
     this.log = options.logger;
-    this.parser.on('packet', (p: Packet) => this.onPacket(p));
+    checkUtf8Strings(this.parser, (why) => {
+      this.illFormed ??= why;
+    });
+    this.parser.on('packet', (p: Packet) => this.onParsed(p));
     this.parser.on('error', (err: Error) =>
       this.violation(Reason.malformed, `malformed packet: ${err.message}`),
     );
@@ -117,6 +127,29 @@ export class Connection implements ClientConnection, Link {
     if (this.isOpen() && pending > this.options.broker.config.maxPacketSize) {
       this.violation(Reason.packetTooLarge, `packet of ${pending} bytes exceeds mqtt.maxPacketSize`);
     }
+  }
+
+  private onParsed(p: Packet): void {
+    if (this.state === 'closed') return;
+    const illFormed = this.illFormed;
+    this.illFormed = undefined;
+    if (illFormed !== undefined) {
+      // Nothing of the packet is acted on: a PUBLISH is neither stored nor acknowledged.
+      this.malformedString(p, illFormed);
+      return;
+    }
+    if (this.state === 'authenticating') this.held.push(p);
+    else this.onPacket(p);
+  }
+
+  /** [MQTT-1.5.4-1/2]: close the connection (v5: CONNACK or DISCONNECT 0x81 first). */
+  private malformedString(p: Packet, why: string): void {
+    if (p.cmd === 'connect' && this.state === 'awaiting-connect') {
+      this.protocolVersion = (p.protocolVersion ?? 4) as 3 | 4 | 5;
+      this.refuseConnect(p, Reason.malformed, undefined, `malformed CONNECT: ${why}`);
+      return;
+    }
+    this.violation(Reason.malformed, `malformed ${p.cmd}: ${why}`);
   }
 
   private onPacket(p: Packet): void {
@@ -179,38 +212,67 @@ export class Connection implements ClientConnection, Link {
     }
   }
 
+  /** Refuses a CONNECT with a CONNACK (3.1.1: `v3code`; none: just close) and closes. */
+  private refuseConnect(p: IConnectPacket, v5code: number, v3code: number | undefined, why: string): void {
+    this.log.info({ clientId: p.clientId, remote: this.options.remote }, `mqtt: connection refused: ${why}`);
+    if (this.protocolVersion === 5) this.write({ cmd: 'connack', sessionPresent: false, reasonCode: v5code });
+    else if (v3code !== undefined) this.write({ cmd: 'connack', sessionPresent: false, returnCode: v3code });
+    this.destroy();
+  }
+
   private onConnect(p: IConnectPacket): void {
     this.protocolVersion = (p.protocolVersion ?? 4) as 3 | 4 | 5;
     const v5 = this.protocolVersion === 5;
-    const { broker, auth } = this.options;
-    const config = broker.config;
-    const refuse = (v5code: number, v3code: number, why: string) => {
-      this.log.info(
-        { clientId: p.clientId, remote: this.options.remote },
-        `mqtt: connection refused: ${why}`,
-      );
-      this.write(
-        v5
-          ? { cmd: 'connack', sessionPresent: false, reasonCode: v5code }
-          : { cmd: 'connack', sessionPresent: false, returnCode: v3code },
-      );
-      this.destroy();
-    };
     let clientId = p.clientId;
     let assigned: string | undefined;
     if (clientId.length === 0) {
       if (!v5 && !p.clean) {
-        refuse(Reason.clientIdNotValid, 2, 'empty client ID needs a clean session [MQTT-3.1.3-8]');
+        this.refuseConnect(
+          p,
+          Reason.clientIdNotValid,
+          2,
+          'empty client ID needs a clean session [MQTT-3.1.3-8]',
+        );
         return;
       }
       clientId = `ws-${randomBytes(8).toString('hex')}`;
       assigned = v5 ? clientId : undefined;
     }
     if (v5 && p.properties?.authenticationMethod !== undefined) {
-      refuse(Reason.badAuthenticationMethod, 4, 'enhanced authentication is not supported');
+      this.refuseConnect(p, Reason.badAuthenticationMethod, 4, 'enhanced authentication is not supported');
       return;
     }
-    const who = auth.authenticate(p.username, p.password);
+    // Password checks run off the event loop; packets sent after CONNECT wait for the outcome.
+    this.state = 'authenticating';
+    this.socket.pause();
+    this.options.auth
+      .authenticate(p.username, p.password, this.options.remoteAddress ?? this.options.remote)
+      .then(
+        (who) => this.authenticated(p, who, clientId, assigned),
+        (err: unknown) => {
+          this.log.error({ err, clientId: p.clientId }, 'mqtt: checking credentials failed');
+          if (this.state === 'authenticating')
+            this.refuseConnect(p, Reason.unspecified, 3, 'credentials check failed');
+        },
+      );
+  }
+
+  private authenticated(
+    p: IConnectPacket,
+    who: AuthResult,
+    clientId: string,
+    assigned: string | undefined,
+  ): void {
+    if (this.state !== 'authenticating') return; // the client went away meanwhile
+    const v5 = this.protocolVersion === 5;
+    const { broker } = this.options;
+    const config = broker.config;
+    const refuse = (v5code: number, v3code: number, why: string) =>
+      this.refuseConnect(p, v5code, v3code, why);
+    if (who === 'busy') {
+      refuse(Reason.serverBusy, 3, 'too many password checks at once (server busy)');
+      return;
+    }
     if (who === 'bad-credentials') {
       refuse(Reason.badUserNameOrPassword, 4, 'bad username or password');
       return;
@@ -229,6 +291,12 @@ export class Connection implements ClientConnection, Link {
       }
       if (!Auth.mayPublish(who, p.will.topic)) {
         refuse(Reason.notAuthorized, 5, `may not publish the will topic ${p.will.topic}`);
+        return;
+      }
+      const responseTopic = p.will.properties?.responseTopic;
+      const responseProblem = responseTopic === undefined ? undefined : topicNameProblem(responseTopic);
+      if (responseProblem) {
+        refuse(Reason.protocolError, 2, `will response topic: ${responseProblem} [MQTT-3.3.2-14]`);
         return;
       }
       const { willDelayInterval, messageExpiryInterval, ...properties } = p.will.properties ?? {};
@@ -288,6 +356,8 @@ export class Connection implements ClientConnection, Link {
     }
     broker.resume(session, this);
     this.startKeepAlive(keepAlive);
+    for (const held of this.held.splice(0)) this.onPacket(held);
+    if (this.state === 'connected' && this.unanswered < config.receiveMaximum) this.socket.resume();
   }
 
   private onPublish(p: IPublishPacket): void {
@@ -342,6 +412,12 @@ export class Connection implements ClientConnection, Link {
       const { topicAlias, subscriptionIdentifier, messageExpiryInterval, ...rest } = p.properties;
       properties = rest;
       if (messageExpiryInterval !== undefined) expiresAt = Date.now() + messageExpiryInterval * 1000;
+    }
+    const responseProblem =
+      properties.responseTopic === undefined ? undefined : topicNameProblem(properties.responseTopic);
+    if (responseProblem) {
+      this.violation(Reason.protocolError, `response topic: ${responseProblem} [MQTT-3.3.2-14]`);
+      return;
     }
     const payload = typeof p.payload === 'string' ? Buffer.from(p.payload) : p.payload;
     if (properties.payloadFormatIndicator && !isUtf8(payload)) {

@@ -5,6 +5,7 @@
  * user properties when MQTT subscribers receive them.
  */
 import type { IPublishPacket, QoS } from 'mqtt-packet';
+import { MqttHeader } from '../../store/mqtt-headers.js';
 
 export type PublishProperties = NonNullable<IPublishPacket['properties']>;
 
@@ -19,14 +20,8 @@ export interface BrokerMessage {
   expiresAt: number | undefined;
 }
 
-export const Header = {
-  topic: 'mqtt-topic',
-  qos: 'mqtt-qos',
-  contentType: 'content-type',
-  responseTopic: 'mqtt-response-topic',
-  correlationData: 'mqtt-correlation-data',
-  payloadFormat: 'mqtt-payload-format',
-} as const;
+/** The headers the broker interprets; their valid values: src/store/mqtt-headers.ts. */
+export const Header = MqttHeader;
 
 const RESERVED = new Set<string>([...Object.values(Header), 'idempotency-key']);
 

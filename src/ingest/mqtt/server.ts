@@ -36,14 +36,14 @@ export class MqttServer {
     const auth = new MqttAuth(config.users, config.allowAnonymous);
     const servers: Server[] = [];
     const sockets = new Set<Duplex>();
-    const accept = (socket: Duplex, remote: string) => {
+    const accept = (socket: Duplex, remote: string, remoteAddress: string | undefined) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
-      new Connection(socket, { broker, auth, logger: log, remote });
+      new Connection(socket, { broker, auth, logger: log, remote, remoteAddress });
     };
     const onSocket = (socket: Socket) => {
       socket.setNoDelay(true);
-      accept(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+      accept(socket, `${socket.remoteAddress}:${socket.remotePort}`, socket.remoteAddress);
     };
     try {
       const tcp = createServer(onSocket);
@@ -72,7 +72,7 @@ export class MqttServer {
           handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : false),
         });
         wss.on('connection', (socket, req) =>
-          accept(createWebSocketStream(socket), `${req.socket.remoteAddress}`),
+          accept(createWebSocketStream(socket), `${req.socket.remoteAddress}`, req.socket.remoteAddress),
         );
         addresses.websocket = `ws://${await listen(http, config.websocket.listen)}${config.websocket.path}`;
         servers.push(http as unknown as Server);

@@ -46,13 +46,20 @@ interface Outgoing {
   durable: boolean;
 }
 
-/** Why a message was not delivered: offline queue full, larger than the client accepts, expired, or (QoS 0, wills) not stored. */
-export type DropReason = 'queue-full' | 'too-large' | 'expired' | 'not-stored';
+/**
+ * Why a message was not delivered: offline queue full, larger than the client accepts, expired,
+ * (QoS 0, wills) not stored, or a stored message that cannot be sent (headers that make no
+ * valid PUBLISH, e.g. `mqtt-qos: abc` written by an older version).
+ */
+export type DropReason = 'queue-full' | 'too-large' | 'expired' | 'not-stored' | 'unsendable';
 
 export interface SessionCounters {
-  dropped(reason: Exclude<DropReason, 'not-stored'>): void;
+  /** `err`: why the message could not be encoded (reason `unsendable`). */
+  dropped(reason: Exclude<DropReason, 'not-stored'>, err?: unknown): void;
   sent(): void;
 }
+
+const MAX_EXPIRY_S = 0xffff_ffff;
 
 export class Session {
   readonly subscriptions = new Map<string, Subscription>();
@@ -140,7 +147,8 @@ export class Session {
         onAck?.();
         return;
       }
-      expiry = Math.ceil(left / 1000);
+      // A Four Byte Integer: a TTL beyond 2^32 - 1 s (136 years) is sent as the largest.
+      expiry = Math.min(Math.ceil(left / 1000), MAX_EXPIRY_S);
     }
     const packet: IPublishPacket = {
       cmd: 'publish',
@@ -168,7 +176,17 @@ export class Session {
         durable,
       });
     }
-    if (!link.sendPublish(packet)) {
+    let sent: boolean;
+    try {
+      sent = link.sendPublish(packet);
+    } catch (err) {
+      // mqtt-packet cannot encode it: not sent, and never resent (the cursor's position passes it).
+      if (packet.messageId !== undefined) this.inflight.delete(packet.messageId);
+      this.counters.dropped('unsendable', err);
+      onAck?.();
+      return;
+    }
+    if (!sent) {
       // [MQTT-3.1.2-25] a packet larger than the client's maximum is discarded, not sent.
       if (packet.messageId !== undefined) this.inflight.delete(packet.messageId);
       this.counters.dropped('too-large');

@@ -9,6 +9,7 @@
 import type { QoS } from 'mqtt-packet';
 import type { Clock, TimerHandle } from '../../delivery/clock.js';
 import type { StoredMessage } from '../../store/message.js';
+import { mqttHeaderProblem } from '../../store/mqtt-headers.js';
 import type { Waystation } from '../../waystation.js';
 import { type BrokerMessage, Header, propertiesFromHeaders } from './message.js';
 import type { Session, Subscription } from './session.js';
@@ -55,7 +56,8 @@ export class SfCursor {
     private readonly onError: (err: unknown) => void,
     /** Payloads above this (mqtt.maxPacketSize) are not delivered over MQTT. */
     private readonly maxPayloadBytes: number,
-    private readonly onTooLarge: () => void,
+    /** A stored message was skipped: too large to send, or headers it cannot be sent with. */
+    private readonly onSkipped: (reason: SkipReason, message: StoredMessage, why: string) => void,
   ) {
     this.nextSeq = tracker.lastAcked + 1;
     this.horizon = ws.streamBounds(topic.stream).lastSeq;
@@ -118,13 +120,16 @@ export class SfCursor {
       for (const m of messages) {
         if (this.stopped || !this.session.canSend()) return;
         if (m.seq < this.nextSeq) continue;
-        if (m.payloadBytes > Math.min(this.maxPayloadBytes, this.session.link!.maxPacketSize)) {
-          // Larger than a packet may be (e.g. published over HTTP): skipped and counted, not read into memory.
-          this.nextSeq = m.seq + 1;
-          const entry = { seq: m.seq, acked: false };
-          this.outstanding.push(entry);
-          this.onTooLarge();
-          this.acked(entry);
+        const limit = Math.min(this.maxPayloadBytes, this.session.link!.maxPacketSize);
+        // Larger than a packet may be (e.g. published over HTTP): skipped, not read into memory.
+        // Headers it cannot be sent with (written by an older version, or by the store directly):
+        // skipped too. Both are counted; the position passes them, never stuck on one.
+        const unsendable =
+          m.payloadBytes > limit
+            ? { reason: 'too-large' as const, why: `${m.payloadBytes} bytes exceed ${limit}` }
+            : headerSkip(m);
+        if (unsendable) {
+          this.skip(m, unsendable.reason, unsendable.why);
           continue;
         }
         const message = await this.toBrokerMessage(m);
@@ -139,6 +144,14 @@ export class SfCursor {
         this.session.send(message, qos, ids, false, () => this.acked(entry), false);
       }
     }
+  }
+
+  private skip(m: StoredMessage, reason: SkipReason, why: string): void {
+    this.nextSeq = m.seq + 1;
+    const entry = { seq: m.seq, acked: false };
+    this.outstanding.push(entry);
+    this.onSkipped(reason, m, why);
+    this.acked(entry);
   }
 
   private acked(entry: { seq: number; acked: boolean }): void {
@@ -185,6 +198,13 @@ export class SfCursor {
       expiresAt: m.expiresAt,
     };
   }
+}
+
+export type SkipReason = 'too-large' | 'unsendable';
+
+function headerSkip(m: StoredMessage): { reason: 'unsendable'; why: string } | undefined {
+  const found = mqttHeaderProblem(m.headers);
+  return found && { reason: 'unsendable', why: `header ${found.header}: ${found.problem}` };
 }
 
 /**
