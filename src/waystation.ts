@@ -184,6 +184,11 @@ export class Waystation {
               `route ${route}: ${from.name} -> ${to.name}`,
             ),
           error: (err, context) => logger.error({ err, context }, `internal error in ${context}`),
+          overdue: (a) =>
+            logger.warn(
+              { ...a },
+              `route ${a.route}: a delivery attempt (${a.messages} message(s) of ${a.stream} from seq ${a.firstSeq}) is in flight for ${a.ageMs} ms, past its ${a.timeoutMs} ms timeout`,
+            ),
           attempt: options.observe?.delivery,
         },
       });

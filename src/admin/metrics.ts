@@ -88,6 +88,18 @@ export function createMetrics(
     labelNames: ['route'],
     registers,
   });
+  const overdue = new Counter({
+    name: 'waystation_delivery_attempts_overdue_total',
+    help: 'Delivery attempts the watchdog found in flight past their route timeout (should stay 0)',
+    labelNames: ['route'],
+    registers,
+  });
+  const oldestAttempt = new Gauge({
+    name: 'waystation_route_oldest_attempt_seconds',
+    help: 'Age of the oldest delivery attempt at the target now (0 when none)',
+    labelNames: ['route'],
+    registers,
+  });
   const delivery = new Histogram({
     name: 'waystation_delivery_seconds',
     help: 'Time of one delivery attempt (a batch) to a target',
@@ -161,6 +173,7 @@ export function createMetrics(
       messages.reset();
       redelivered.reset();
       failures.reset();
+      overdue.reset();
       for (const r of await w.routes()) {
         backlog.set({ route: r.name }, r.inQueue);
         backlogBytes.set({ route: r.name }, r.usedBytes);
@@ -169,6 +182,8 @@ export function createMetrics(
         for (const o of OUTCOMES) messages.inc({ route: r.name, outcome: o }, r[o]);
         redelivered.inc({ route: r.name }, r.redelivered);
         failures.inc({ route: r.name }, r.failures);
+        overdue.inc({ route: r.name }, r.overdueAttempts);
+        oldestAttempt.set({ route: r.name }, r.oldestAttemptMs / 1000);
       }
       const broker = mqtt();
       if (!broker) return;

@@ -8,7 +8,7 @@ import type { MessageState } from '../store/route-progress.js';
 import type { Store } from '../store/store.js';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import type { RouteOptions } from './route-options.js';
-import { RouteRunner } from './route-runner.js';
+import { type OverdueAttempt, RouteRunner } from './route-runner.js';
 import type { RouteState } from './route-state.js';
 import type { Target } from './target.js';
 
@@ -19,6 +19,8 @@ export interface EngineEvents {
   attempt?: (route: string, seconds: number) => void;
   /** An internal failure the engine survived (e.g. a progress save failed). */
   error?: (err: unknown, context: string) => void;
+  /** The watchdog found a delivery attempt in flight past its route's timeout (should never happen). */
+  overdue?: (attempt: OverdueAttempt) => void;
 }
 
 export interface EngineOptions {
@@ -32,6 +34,8 @@ export interface EngineOptions {
   progressSaveDelayMs?: number;
   /** How often the log is trimmed below what every route has finished with, ms. Default 1 000. */
   gcIntervalMs?: number;
+  /** How often the watchdog looks for attempts in flight past their timeout, ms. Default 1 000. */
+  watchdogIntervalMs?: number;
 }
 
 export type Receipt = Record<string, MessageState>;
@@ -67,6 +71,7 @@ export class DeliveryEngine {
         onSettled: (stream) => this.wakeWaiters(stream),
         onError: (err, context) => this.options.events?.error?.(err, context),
         onAttempt: (seconds) => this.options.events?.attempt?.(route.name, seconds),
+        onOverdue: (attempt) => this.options.events?.overdue?.(attempt),
         progressSaveDelayMs: options.progressSaveDelayMs,
       });
       this.runners.set(route.name, runner);
@@ -86,6 +91,11 @@ export class DeliveryEngine {
       this.every(runner.options.cleanupIntervalMs, () => this.sweep(runner));
     }
     this.every(this.options.gcIntervalMs ?? 1000, () => this.collectGarbage());
+    // Its own timer, apart from the attempts' timers it checks on.
+    this.every(this.options.watchdogIntervalMs ?? 1000, async () => {
+      const now = this.clock.now();
+      for (const runner of this.runners.values()) runner.watch(now);
+    });
   }
 
   private every(ms: number, fn: () => Promise<void>): void {

@@ -8,7 +8,7 @@
  * again: messages in flight at a crash are simply pending and go out again (at-least-once).
  */
 
-import type { Readable } from 'node:stream';
+import { addAbortSignal, PassThrough, type Readable } from 'node:stream';
 import { RouteFullError } from '../errors.js';
 import type { DeadLetter, DeadLetters } from '../store/dead-letters.js';
 import type { StoredMessage } from '../store/message.js';
@@ -39,6 +39,11 @@ export interface RouteRunnerDeps {
   onSettled: (stream: string) => void;
   /** One delivery attempt (a batch) took `seconds`, whatever its outcome. */
   onAttempt?: (seconds: number) => void;
+  /**
+   * The watchdog found an attempt still in flight past its timeout (which the attempt timer
+   * makes impossible; reported so that it is visible if it happens anyway).
+   */
+  onOverdue?: (overdue: OverdueAttempt) => void;
   /** An unexpected internal failure (e.g. saving progress failed); the runner keeps going. */
   onError: (err: unknown, context: string) => void;
   /** Coalescing delay for saving progress after acks, ms. */
@@ -64,6 +69,21 @@ export interface RouteSnapshot extends RouteCounters {
   usedBytes: number;
   limitBytes: number | undefined;
   limitMessages: number | undefined;
+  /** Age of the oldest delivery attempt at the target now, ms (0 when none is). */
+  oldestAttemptMs: number;
+  /** Attempts the watchdog found in flight past their timeout since the runner started. */
+  overdueAttempts: number;
+}
+
+/** An attempt the watchdog found still in flight past the route's timeout. */
+export interface OverdueAttempt {
+  route: string;
+  stream: string;
+  firstSeq: number;
+  messages: number;
+  ageMs: number;
+  timeoutMs: number;
+  probe: boolean;
 }
 
 interface Batch {
@@ -71,6 +91,9 @@ interface Batch {
   messages: StoredMessage[];
   probe: boolean;
 }
+
+/** An attempt older than its timeout by this much is reported as overdue, ms. */
+export const OVERDUE_GRACE_MS = 1_000;
 
 const LOOKAHEAD_MIN = 256;
 
@@ -86,7 +109,9 @@ export class RouteRunner {
   private readonly attempts = new Map<string, number>();
   /** With storeAndForward off: a nacked message waits until then; its key blocks in key mode. */
   private readonly retryAt = new Map<string, { at: number; key: string | undefined }>();
-  private batchesInFlight = 0;
+  /** Attempts at the target now, each with its timer armed. */
+  private readonly out = new Set<Attempt>();
+  private overdueCount = 0;
   private readonly controllers = new Set<AbortController>();
   private probeDue = false;
   private probeTimer: TimerHandle | undefined;
@@ -156,7 +181,7 @@ export class RouteRunner {
     await this.pumpDone;
     await this.prefetching;
     await this.limiting;
-    if (this.batchesInFlight > 0) {
+    if (this.out.size > 0) {
       const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       const abortAll = () => {
         for (const c of this.controllers) c.abort(new Error('shutting down'));
@@ -252,13 +277,13 @@ export class RouteRunner {
   }
 
   private async dispatch(): Promise<void> {
-    while (this.running && this.batchesInFlight < this.deps.options.maxInFlight) {
-      const batch = await this.nextBatch();
-      if (!batch) break;
-      void this.send(batch);
+    while (this.running && this.out.size < this.deps.options.maxInFlight) {
+      const attempt = await this.nextBatch();
+      if (!attempt) break;
+      void this.send(attempt);
     }
     const { name } = this.state;
-    if (this.batchesInFlight > 0 && !this.prefetching && (name === 'forwarding' || name === 'draining')) {
+    if (this.out.size > 0 && !this.prefetching && (name === 'forwarding' || name === 'draining')) {
       this.prefetching = this.prefetch()
         .catch((err: unknown) => this.deps.onError(err, `route ${this.name}: reading ahead`))
         .finally(() => {
@@ -290,11 +315,11 @@ export class RouteRunner {
     }
   }
 
-  private async nextBatch(): Promise<Batch | undefined> {
+  private async nextBatch(): Promise<Attempt | undefined> {
     const { name, cause } = this.state;
     if (name === 'held') return undefined;
     if (name === 'storing') {
-      if (cause !== 'self' || !this.probeDue || this.batchesInFlight > 0) return undefined;
+      if (cause !== 'self' || !this.probeDue || this.out.size > 0) return undefined;
       const probe = await this.pick(1, true);
       if (probe) this.probeDue = false;
       return probe;
@@ -303,7 +328,7 @@ export class RouteRunner {
   }
 
   /** The next batch in the route's order, or undefined (and maybe a timer to try again). */
-  private async pick(limit: number, probe: boolean): Promise<Batch | undefined> {
+  private async pick(limit: number, probe: boolean): Promise<Attempt | undefined> {
     const streams = this.deps.options.streams;
     for (let i = 0; i < streams.length; i++) {
       const name = streams[(this.nextStream + i) % streams.length]!;
@@ -316,7 +341,7 @@ export class RouteRunner {
     return undefined;
   }
 
-  private async pickFrom(stream: Stream, limit: number, probe: boolean): Promise<Batch | undefined> {
+  private async pickFrom(stream: Stream, limit: number, probe: boolean): Promise<Attempt | undefined> {
     const opts = this.deps.options;
     const now = this.deps.clock.now();
     const p = this.progress.stream(stream.name);
@@ -376,9 +401,7 @@ export class RouteRunner {
     this.flushTimer?.cancel();
     this.flushTimer = undefined;
     if (paced) this.tokens -= chosen.length;
-    const flying = this.flying.get(stream.name)!;
-    for (let i = 0; i < chosen.length; i++) flying.set(chosen[i]!.seq, chosen[i]!.key);
-    return { stream, messages: chosen, probe };
+    return this.begin({ stream, messages: chosen, probe });
   }
 
   /** Pending seqs not at the target and not waiting for a retry, in delivery order. */
@@ -520,7 +543,11 @@ export class RouteRunner {
     const keys = new Set<string>();
     for (const key of this.flying.get(stream)!.values()) if (key !== undefined) keys.add(key);
     for (const [k, wait] of this.retryAt)
-      if (wait.at > now && wait.key !== undefined && k.startsWith(`${stream}:`)) keys.add(wait.key);
+      if (wait.at > now && wait.key !== undefined && k.startsWith(`${stream}:`)) {
+        keys.add(wait.key);
+        // What this key holds back must be looked at again when the wait ends.
+        this.wakeIn(wait.at - now);
+      }
     // IBM event sequencing: a dead-lettered message blocks its key until resubmitted or deleted.
     for (const key of this.dead.keysOf(stream)) keys.add(key);
     return keys;
@@ -554,25 +581,27 @@ export class RouteRunner {
 
   // ------------------------------------------------------------------ delivery
 
-  private async send(batch: Batch): Promise<void> {
-    const { stream, messages, probe } = batch;
+  /**
+   * Makes a picked batch an attempt: its messages count as in flight and its timer is armed in
+   * the same synchronous step, so nothing that follows (building deliveries, the target call,
+   * opening payloads) can keep a delivery in flight past the route's timeout unnoticed.
+   */
+  private begin(batch: Batch): Attempt {
+    const attempt = new Attempt(batch, this.deps.clock, this.deps.options.attemptTimeoutMs);
+    this.out.add(attempt);
+    const { messages } = batch;
+    const flying = this.flying.get(batch.stream.name)!;
+    for (let i = 0; i < messages.length; i++) flying.set(messages[i]!.seq, messages[i]!.key);
+    return attempt;
+  }
+
+  private async send(attempt: Attempt): Promise<void> {
+    const { stream, messages, probe } = attempt.batch;
     const p = this.progress.stream(stream.name);
-    this.batchesInFlight++;
-    const deliveries: Delivery[] = new Array(messages.length);
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i]!;
-      const attempt =
-        this.attempts.size === 0 ? 1 : (this.attempts.get(attemptKey(stream.name, m.seq)) ?? 0) + 1;
-      if (attempt > 1 || (p.wasInFlight.rangeCount > 0 && p.wasInFlight.has(m.seq))) {
-        this.progress.counters.redelivered++;
-        p.wasInFlight.delete(m.seq);
-      }
-      deliveries[i] = new MessageDelivery(stream, m, attempt);
-    }
-    const started = performance.now();
-    const outcomes = await this.deliver(deliveries);
-    this.deps.onAttempt?.((performance.now() - started) / 1000);
     try {
+      const started = performance.now();
+      const outcomes = await this.deliver(attempt, p);
+      this.observe(performance.now() - started);
       // Answers cut short by shutdown are not failures: those messages just stay pending.
       const answered = this.running ? outcomes : outcomes.map((o) => (o.kind === 'nack' ? undefined : o));
       for (let i = 0; i < answered.length; i++)
@@ -580,47 +609,107 @@ export class RouteRunner {
       await this.process(stream.name, p, messages, answered, probe);
     } catch (err) {
       this.deps.onError(err, `route ${this.name}: recording outcomes`);
+    } finally {
+      // Only now: until the outcomes are recorded (dead letters are written first), the messages
+      // must not look pending to a concurrent pick. Whatever failed above, the slot is released.
+      attempt.end();
+      this.out.delete(attempt);
+      const flying = this.flying.get(stream.name)!;
+      for (let i = 0; i < messages.length; i++) flying.delete(messages[i]!.seq);
+      if (this.out.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
-    // Only now: until the outcomes are recorded (dead letters are written first), the messages
-    // must not look pending to a concurrent pick.
-    this.batchesInFlight--;
-    const flying = this.flying.get(stream.name)!;
-    for (let i = 0; i < messages.length; i++) flying.delete(messages[i]!.seq);
-    if (this.batchesInFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     this.pump();
   }
 
-  /** Calls the target under the attempt timeout; failures become nacks, never exceptions. */
-  private async deliver(deliveries: readonly Delivery[]): Promise<readonly Outcome[]> {
-    const controller = new AbortController();
-    this.controllers.add(controller);
-    const timeoutMs = this.deps.options.attemptTimeoutMs;
-    let timer: TimerHandle | undefined;
-    const timedOut = new Promise<readonly Outcome[]>((resolve) => {
-      const fail = (reason: string) => resolve(deliveries.map(() => ({ kind: 'nack', reason }) as const));
-      timer = this.deps.clock.setTimeout(() => {
-        fail(`no answer within ${timeoutMs} ms`);
-        controller.abort(new Error('attempt timed out'));
-      }, timeoutMs);
-      controller.signal.addEventListener('abort', () => fail(`aborted: ${String(controller.signal.reason)}`));
-    });
+  /** Reports an attempt's duration; a failing observer must not cost the outcomes. */
+  private observe(ms: number): void {
     try {
-      const answered = this.deps.target.deliver(deliveries, controller.signal).then((outcomes) =>
-        outcomes.length === deliveries.length
-          ? outcomes
-          : deliveries.map(() => ({
-              kind: 'nack' as const,
-              reason: `target answered ${outcomes.length} outcomes for ${deliveries.length} messages`,
-            })),
-      );
-      return await Promise.race([answered, timedOut]);
+      this.deps.onAttempt?.(ms / 1000);
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      return deliveries.map(() => ({ kind: 'nack', reason }) as const);
-    } finally {
-      timer?.cancel();
-      this.controllers.delete(controller);
+      this.deps.onError(err, `route ${this.name}: observing a delivery attempt`);
     }
+  }
+
+  /**
+   * Calls the target under the attempt's timer (armed when the attempt began); whatever the
+   * target does (throws, never settles, answers garbage), this resolves with one outcome per
+   * message by the timeout, and failures become nacks, never exceptions.
+   */
+  private async deliver(attempt: Attempt, p: StreamProgress): Promise<readonly Outcome[]> {
+    const { stream, messages } = attempt.batch;
+    const { signal } = attempt.controller;
+    this.controllers.add(attempt.controller);
+    try {
+      const deliveries: Delivery[] = new Array(messages.length);
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i]!;
+        const n = this.attempts.size === 0 ? 1 : (this.attempts.get(attemptKey(stream.name, m.seq)) ?? 0) + 1;
+        if (n > 1 || (p.wasInFlight.rangeCount > 0 && p.wasInFlight.has(m.seq))) {
+          this.progress.counters.redelivered++;
+          p.wasInFlight.delete(m.seq);
+        }
+        deliveries[i] = new MessageDelivery(stream, m, n, signal);
+      }
+      const answered = Promise.resolve(this.deps.target.deliver(deliveries, signal)).then((outcomes) =>
+        Array.isArray(outcomes) && outcomes.length === deliveries.length
+          ? (outcomes as readonly Outcome[])
+          : attempt.nacks(
+              `target answered ${Array.isArray(outcomes) ? outcomes.length : typeof outcomes} outcomes for ${deliveries.length} messages`,
+            ),
+      );
+      return await Promise.race([answered, attempt.cutShort]);
+    } catch (err) {
+      return attempt.nacks(err instanceof Error ? err.message : String(err));
+    } finally {
+      attempt.end();
+      this.controllers.delete(attempt.controller);
+    }
+  }
+
+  /**
+   * The watchdog (the engine calls it every second): reports each attempt still in flight
+   * more than OVERDUE_GRACE_MS past the route's timeout, once. The attempt timer makes this
+   * impossible; if it happens anyway, it is visible (a warning and a metric).
+   */
+  watch(now: number): void {
+    const timeoutMs = this.deps.options.attemptTimeoutMs;
+    for (const a of this.out) {
+      const ageMs = now - a.startedAt;
+      if (a.overdue || ageMs <= timeoutMs + OVERDUE_GRACE_MS) continue;
+      a.overdue = true;
+      this.overdueCount++;
+      const { stream, messages, probe } = a.batch;
+      this.deps.onOverdue?.({
+        route: this.name,
+        stream: stream.name,
+        firstSeq: messages[0]?.seq ?? 0,
+        messages: messages.length,
+        ageMs,
+        timeoutMs,
+        probe,
+      });
+    }
+  }
+
+  /** Age of the oldest attempt at the target now, ms (0 when none is). */
+  oldestAttemptMs(now = this.deps.clock.now()): number {
+    let oldest = 0;
+    for (const a of this.out) oldest = Math.max(oldest, now - a.startedAt);
+    return oldest;
+  }
+
+  /**
+   * What keeps the route moving, for liveness checks (tests): attempts at the target with their
+   * ages, and whether a timer (probe, wake-up, batch flush) is armed or a pick is under way.
+   */
+  activity(): { attemptAgesMs: number[]; timerArmed: boolean; picking: boolean } {
+    const now = this.deps.clock.now();
+    return {
+      attemptAgesMs: [...this.out].map((a) => now - a.startedAt),
+      timerArmed:
+        this.probeTimer !== undefined || this.wakeTimer !== undefined || this.flushTimer !== undefined,
+      picking: this.pumping,
+    };
   }
 
   private async process(
@@ -716,12 +805,24 @@ export class RouteRunner {
       else p.markRange(seqs[i]!, seqs[j]!, state);
       i = j + 1;
     }
+    // A message that became final (purged, pruned, expired…) while waiting for its retry must
+    // not keep blocking its key: its retry bookkeeping goes with it.
+    if (this.retryAt.size > 0 || this.attempts.size > 0) this.forgetFinal(stream, p);
     const c = this.progress.counters;
     if (state === 'delivered') c.forwarded += seqs.length;
     else if (state === 'dead') c.deadLettered += seqs.length;
     else c[state] += seqs.length;
     this.scheduleSave();
     this.deps.onSettled(stream);
+  }
+
+  private forgetFinal(stream: string, p: StreamProgress): void {
+    const prefix = `${stream}:`;
+    for (const map of [this.retryAt, this.attempts] as Map<string, unknown>[]) {
+      for (const k of map.keys()) {
+        if (k.startsWith(prefix) && p.done.has(Number(k.slice(prefix.length)))) map.delete(k);
+      }
+    }
   }
 
   private settleRange(stream: string, first: number, last: number, state: FinalState): number {
@@ -736,7 +837,7 @@ export class RouteRunner {
   }
 
   private async checkBacklogEmpty(): Promise<void> {
-    if (this.state.name !== 'draining' || this.batchesInFlight > 0) return;
+    if (this.state.name !== 'draining' || this.out.size > 0) return;
     const unordered = this.deps.options.ordering === 'unordered';
     for (const name of this.deps.options.streams) {
       const p = this.progress.stream(name);
@@ -991,6 +1092,8 @@ export class RouteRunner {
       usedBytes: await this.usedBytes(),
       limitBytes: o.maxBytes,
       limitMessages: o.maxMessages,
+      oldestAttemptMs: this.oldestAttemptMs(),
+      overdueAttempts: this.overdueCount,
     };
   }
 
@@ -1042,7 +1145,9 @@ class MessageDelivery implements Delivery {
   readonly #source: Stream;
   readonly #message: StoredMessage;
 
-  constructor(source: Stream, m: StoredMessage, attempt: number) {
+  readonly #signal: AbortSignal;
+
+  constructor(source: Stream, m: StoredMessage, attempt: number, signal: AbortSignal) {
     this.id = m.id;
     this.stream = m.stream;
     this.seq = m.seq;
@@ -1054,10 +1159,67 @@ class MessageDelivery implements Delivery {
     this.attempt = attempt;
     this.#source = source;
     this.#message = m;
+    this.#signal = signal;
   }
 
+  /**
+   * The payload fails the moment the attempt ends (timeout, shutdown), even while a read of its
+   * side file hangs: the target reads a pass-through the abort destroys at once (destroying the
+   * file's stream itself would wait for the hung read), so a target reading it settles too.
+   */
   openPayload(): Readable {
-    return this.#source.openPayload(this.#message);
+    const source = this.#source.openPayload(this.#message);
+    const out = new PassThrough();
+    source.once('error', (err) => out.destroy(err));
+    out.once('close', () => source.destroy());
+    addAbortSignal(this.#signal, out);
+    return source.pipe(out);
+  }
+}
+
+/**
+ * One delivery attempt (a batch), from the moment its messages count as in flight until its
+ * outcomes are recorded. The timer is armed in the constructor, before anything else is done
+ * with the batch: `cutShort` resolves with nacks once the route's timeout passes (and the
+ * signal aborts, so the target and payload reads stop) or when the attempt is aborted.
+ */
+class Attempt {
+  readonly controller = new AbortController();
+  readonly startedAt: number;
+  readonly cutShort: Promise<readonly Outcome[]>;
+  /** Reported by the watchdog already. */
+  overdue = false;
+  private timer: TimerHandle | undefined;
+
+  constructor(
+    readonly batch: Batch,
+    clock: Clock,
+    timeoutMs: number,
+  ) {
+    this.startedAt = clock.now();
+    const { signal } = this.controller;
+    this.cutShort = new Promise((resolve) => {
+      this.timer = clock.setTimeout(() => {
+        this.timer = undefined;
+        resolve(this.nacks(`no answer within ${timeoutMs} ms`));
+        this.controller.abort(new Error(`delivery attempt timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      signal.addEventListener('abort', () => resolve(this.nacks(`aborted: ${String(signal.reason)}`)), {
+        once: true,
+      });
+    });
+  }
+
+  nacks(reason: string): Outcome[] {
+    const out: Outcome[] = new Array(this.batch.messages.length);
+    for (let i = 0; i < out.length; i++) out[i] = { kind: 'nack', reason };
+    return out;
+  }
+
+  /** Disarms the timer (the attempt has its outcomes). */
+  end(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
   }
 }
 

@@ -1,14 +1,18 @@
 /**
- * Property: under random failure schedules, operator actions and restarts, every message ends
+ * Property: under random failure schedules (including targets that throw synchronously and
+ * attempts that never answer, abort or not), operator actions and restarts, every message ends
  * in exactly one final state per route (delivered, dead, expired, pruned, purged), the counters
  * add up to what was published, and fifo delivers in sequence order.
+ *
+ * Liveness, after every step: a route with pending messages and a target that acks has a
+ * delivery in flight younger than its timeout, or a timer armed (issue 15).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Outcome } from '../../src/delivery/target.js';
-import { openSim, type Sim } from '../support/sim.js';
+import type { Answer } from '../support/scripted-target.js';
+import { livenessViolation, openSim, type Sim } from '../support/sim.js';
 
-type Behaviour = 'up' | 'down' | 'errors' | 'flaky';
+type Behaviour = 'up' | 'down' | 'errors' | 'flaky' | 'hangs' | 'throws';
 type Command =
   | { kind: 'publish'; count: number; ttl: boolean; key: number }
   | { kind: 'behave'; route: 0 | 1; behaviour: Behaviour }
@@ -34,7 +38,7 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('behave' as const),
       route,
-      behaviour: fc.constantFrom<Behaviour>('up', 'down', 'errors', 'flaky'),
+      behaviour: fc.constantFrom<Behaviour>('up', 'down', 'errors', 'flaky', 'hangs', 'throws'),
     }),
   },
   {
@@ -58,12 +62,15 @@ const configArb = fc.record({
   rate: fc.constantFrom(0, 5),
 });
 
-function behaviourOf(b: Behaviour, counter: { n: number }): (d: { seq: number }) => Outcome {
+function behaviourOf(b: Behaviour, counter: { n: number }): (d: { seq: number }) => Answer {
   return (d) => {
     counter.n++;
     if (b === 'up') return { kind: 'ack' };
     if (b === 'down') return { kind: 'nack', reason: 'down' };
     if (b === 'errors') return d.seq % 3 === 0 ? { kind: 'error', reason: 'rejected' } : { kind: 'ack' };
+    // Some attempts never answer: one ignores the abort too (a broken client), one honours it.
+    if (b === 'hangs')
+      return counter.n % 3 === 0 ? 'hang-forever' : counter.n % 3 === 1 ? 'hang' : { kind: 'ack' };
     return counter.n % 2 === 0 ? { kind: 'nack', reason: 'flaky' } : { kind: 'ack' };
   };
 }
@@ -96,6 +103,7 @@ describe('message fates (property)', () => {
             },
           });
           const counter = { n: 0 };
+          const behaviours: Behaviour[] = ['up', 'up'];
           const ids: string[] = [];
           const resubmitted = [0, 0];
           for (const cmd of commands) {
@@ -111,7 +119,10 @@ describe('message fates (property)', () => {
                 await sim.clock.advance(0);
                 break;
               case 'behave':
-                sim.targets[`t${cmd.route}`]!.behaviour = behaviourOf(cmd.behaviour, counter);
+                behaviours[cmd.route] = cmd.behaviour;
+                // A target that throws synchronously from deliver() (not a rejected promise).
+                sim.targets[`t${cmd.route}`]!.behaviour =
+                  cmd.behaviour === 'throws' ? 'throw' : behaviourOf(cmd.behaviour, counter);
                 break;
               case 'advance':
                 await sim.clock.advance(cmd.ms);
@@ -132,12 +143,22 @@ describe('message fates (property)', () => {
                 resubmitted[cmd.route]! += await sim.ws.route(names[cmd.route]).deadLetters.resubmit();
                 break;
             }
+            await sim.clock.advance(0);
+            for (const [i, name] of names.entries()) {
+              if (behaviours[i] !== 'up') continue;
+              // In key ordering a dead letter blocks its key until an operator acts: not a stall.
+              const ordering = i === 0 ? cfg.ordering : 'fifo';
+              if (ordering === 'key' && sim.ws.route(name).deadLetters.list().length > 0) continue;
+              expect(await livenessViolation(sim.ws, name)).toBeUndefined();
+            }
           }
           // Let everything settle: targets up, routes released, dead letters (which block their key
           // in key ordering until an operator acts) deleted, time passes.
           const deletedDead = [0, 0];
+          for (const i of names.keys()) sim.targets[`t${i}`]!.behaviour = 'up';
+          // Attempts still hanging end by their timeout (30 s), maybe as dead letters.
+          await sim.clock.advance(31_000);
           for (const [i, name] of names.entries()) {
-            sim.targets[`t${i}`]!.behaviour = 'up';
             sim.ws.route(name).forward();
             deletedDead[i] = await sim.ws.route(name).deadLetters.delete();
           }
@@ -168,7 +189,7 @@ describe('message fates (property)', () => {
               if (resubmitted[i] === 0) expect(firsts).toEqual([...firsts].sort((a, b) => a - b));
             }
           }
-          await sim.ws.close();
+          await sim.close();
         },
       ),
       {

@@ -1,6 +1,20 @@
 import type { Delivery, Outcome, Target } from '../../src/delivery/target.js';
 
-export type Behaviour = 'up' | 'down' | 'hang' | ((d: Delivery) => Outcome | 'hang');
+/**
+ * - `up` acks, `down` nacks.
+ * - `hang` answers nothing until the attempt is aborted (then rejects, like a well-behaved client).
+ * - `hang-forever` answers nothing, ever, and ignores the abort signal (a broken client library).
+ * - `throw` throws synchronously from deliver() (not even a rejected promise).
+ * - a function decides per message, and may return a promise (e.g. after reading the payload).
+ */
+export type Answer = Outcome | 'hang' | 'hang-forever' | 'throw';
+export type Behaviour =
+  | 'up'
+  | 'down'
+  | 'hang'
+  | 'hang-forever'
+  | 'throw'
+  | ((d: Delivery) => Answer | Promise<Outcome>);
 
 /** A target whose answers the test scripts; it records every delivery attempt it sees. */
 export class ScriptedTarget implements Target {
@@ -9,9 +23,34 @@ export class ScriptedTarget implements Target {
   readonly attempts: Delivery[] = [];
   readonly delivered: Delivery[] = [];
   batches = 0;
+  /** deliver() calls whose promise has not settled yet. */
+  unsettled = 0;
 
-  async deliver(batch: readonly Delivery[], signal: AbortSignal): Promise<readonly Outcome[]> {
+  deliver(batch: readonly Delivery[], signal: AbortSignal): Promise<readonly Outcome[]> {
     this.batches++;
+    const first = batch[0];
+    if (first && this.answerOf(first, false) === 'throw') {
+      this.attempts.push(first);
+      throw new Error('target threw synchronously');
+    }
+    this.unsettled++;
+    const done = this.run(batch, signal);
+    void done.then(
+      () => this.unsettled--,
+      () => this.unsettled--,
+    );
+    return done;
+  }
+
+  private answerOf(d: Delivery, call: boolean): Answer | Promise<Outcome> | undefined {
+    const b = this.behaviour;
+    if (b === 'up') return { kind: 'ack' };
+    if (b === 'down') return { kind: 'nack', reason: 'connection refused' };
+    if (typeof b === 'string') return b;
+    return call ? b(d) : undefined;
+  }
+
+  private async run(batch: readonly Delivery[], signal: AbortSignal): Promise<readonly Outcome[]> {
     const outcomes: Outcome[] = [];
     for (const d of batch) {
       // Like the HTTP target: what follows a nack in a batch is not attempted (keeps fifo order).
@@ -21,21 +60,15 @@ export class ScriptedTarget implements Target {
         continue;
       }
       this.attempts.push(d);
-      const b = this.behaviour;
-      const outcome: Outcome | 'hang' =
-        b === 'up'
-          ? { kind: 'ack' }
-          : b === 'down'
-            ? { kind: 'nack', reason: 'connection refused' }
-            : b === 'hang'
-              ? 'hang'
-              : b(d);
-      if (outcome === 'hang') {
+      const answer = await this.answerOf(d, true)!;
+      if (answer === 'throw') throw new Error('target failed');
+      if (answer === 'hang-forever') await new Promise(() => {});
+      if (answer === 'hang') {
         await new Promise((_, reject) =>
           signal.addEventListener('abort', () => reject(new Error('aborted'))),
         );
-        throw new Error('unreachable');
       }
+      const outcome = answer as Outcome;
       if (outcome.kind === 'ack') this.delivered.push(d);
       outcomes.push(outcome);
     }
