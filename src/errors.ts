@@ -46,6 +46,7 @@ export const ErrorCodes = {
   HttpMethodNotAllowed: 'WS_ERR_HTTP_METHOD_NOT_ALLOWED',
   HttpUnsupportedMediaType: 'WS_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
   HttpExpectationFailed: 'WS_ERR_HTTP_EXPECTATION_FAILED',
+  ClusterServerTooOld: 'WS_ERR_CLUSTER_SERVER_TOO_OLD',
   Internal: 'WS_ERR_INTERNAL',
 } as const;
 
@@ -371,5 +372,25 @@ export class ClientAbortedError extends WaystationError {
       'The client closed the connection before the request body was complete; nothing was stored.',
       { httpStatus: 400 },
     );
+  }
+}
+
+/**
+ * Cluster mode reached a nats-server older than 2.11 (2.9 silently ignores per-key TTLs; message
+ * TTLs and consumer pause need 2.11), or one that does not say its version. Refused at connect.
+ */
+export class ClusterServerTooOldError extends WaystationError {
+  readonly server: string;
+  readonly version: string;
+  constructor(server: string, version: string, minimum: string) {
+    super(
+      ErrorCodes.ClusterServerTooOld,
+      `NATS server ${server} runs nats-server ${version || '(unknown version)'}; cluster mode needs ${minimum} or newer ` +
+        '(it relies on per-message TTLs and consumer pause, new in 2.11; 2.9 silently ignores per-key TTLs). ' +
+        'Upgrade every server of the cluster (docs/cluster.md), or point cluster.nats.servers at newer ones.',
+      { httpStatus: 500 },
+    );
+    this.server = server;
+    this.version = version;
   }
 }
