@@ -182,11 +182,16 @@ export class NatsCluster {
       `  store_dir: ${JSON.stringify(n.storeDir)}`,
       '  sync_interval: always',
       '}',
-      'cluster {',
-      '  name: waystation-test',
-      `  listen: 127.0.0.1:${n.clusterPort}`,
-      `  routes: [${routes.map((r) => JSON.stringify(r)).join(', ')}]`,
-      '}',
+      // One server alone runs without a cluster block (it would wait for routes forever).
+      ...(routes.length < 2
+        ? []
+        : [
+            'cluster {',
+            '  name: waystation-test',
+            `  listen: 127.0.0.1:${n.clusterPort}`,
+            `  routes: [${routes.map((r) => JSON.stringify(r)).join(', ')}]`,
+            '}',
+          ]),
       '',
     ].join('\n');
   }
@@ -254,7 +259,7 @@ export class NatsCluster {
           last = `${n.name}: ${(err as Error).message}`;
         }
       }
-      if (healthy && (await this.metaLeader()) !== undefined) return;
+      if (healthy && (this.nodes.length < 2 || (await this.metaLeader()) !== undefined)) return;
       if (Date.now() > end) {
         const tails = await Promise.all(
           this.nodes.map(async (n) => `--- ${n.name}\n${await this.logTail(n.index)}`),
