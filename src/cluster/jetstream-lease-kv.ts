@@ -1,6 +1,6 @@
 /**
  * The `LeaseKv` of route leases on a JetStream KV bucket (one bucket for all routes; key =
- * route name). The bucket's `ttl` (stream `max_age`) is the lease TTL: an entry disappears
+ * route name, whose characters `[A-Za-z0-9_-]` are all valid KV key characters). The bucket's `ttl` (stream `max_age`) is the lease TTL: an entry disappears
  * `leaseTtlMs` after its last write, so a lease nobody renews frees itself. `history: 1`, since
  * only the latest entry matters; the revision (the stream sequence of the write) is the fencing
  * token. Writes are JetStream publishes with an expected last subject sequence, so create and

@@ -182,7 +182,7 @@ export function transition(
   ctx: LeaseContext,
   o: ResolvedLeaseOptions,
 ): LeaseStep {
-  const validFrom = (startedAt: number) => startedAt + o.leaseTtlMs - o.safetyMarginMs;
+  const validUntilFor = (startedAt: number) => startedAt + o.leaseTtlMs - o.safetyMarginMs;
   if (state.kind === 'stopped') return stay(state);
   if (event.type === 'stop') {
     // A release: delete our entry if it is still ours, so another node need not wait for the TTL.
@@ -229,7 +229,7 @@ export function transition(
       return stay({
         kind: 'owner',
         revision: r.revision,
-        validUntil: validFrom(state.attempt.startedAt),
+        validUntil: validUntilFor(state.attempt.startedAt),
         renewAt: now + o.renewIntervalMs,
       });
     }
@@ -262,12 +262,11 @@ export function transition(
       return stay({
         kind: 'owner',
         revision: r.revision,
-        validUntil: validFrom(state.attempt.startedAt),
+        validUntil: validUntilFor(state.attempt.startedAt),
         renewAt: state.attempt.startedAt + o.renewIntervalMs,
       });
     }
     case 'checking': {
-      if (event.type === 'tick') return stay(state);
       if (event.type !== 'got') return stay(state);
       const e = event.entry;
       if (e === 'error') {
@@ -282,7 +281,7 @@ export function transition(
           return stay({
             kind: 'owner',
             revision: e.revision,
-            validUntil: validFrom(mine.startedAt),
+            validUntil: validUntilFor(mine.startedAt),
             renewAt: now,
           });
         }
