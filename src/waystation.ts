@@ -15,6 +15,7 @@ import type { RouteRunner, RouteSnapshot } from './delivery/route-runner.js';
 import type { Target } from './delivery/target.js';
 import { ArgumentError, InvalidArgumentError, ShuttingDownError } from './errors.js';
 import type { StorageFileSystem } from './log/index.js';
+import type { MessageStore } from './store/backend.js';
 import type { DeadLetter } from './store/dead-letters.js';
 import type { StoredMessage } from './store/message.js';
 import { assertMqttHeaders } from './store/mqtt-headers.js';
@@ -132,7 +133,7 @@ export class Waystation {
   private closing: Promise<void> | undefined;
 
   private constructor(
-    private readonly store: Store,
+    private readonly store: MessageStore,
     private readonly engine: DeliveryEngine,
     readonly logger: Logger,
     private readonly shutdownTimeoutMs: number,
@@ -289,8 +290,8 @@ export class Waystation {
 
   /** First and last seq a stream holds (firstSeq > lastSeq when empty). */
   streamBounds(stream: string): { firstSeq: number; lastSeq: number } {
-    const { log } = this.store.stream(stream);
-    return { firstSeq: log.firstSeq, lastSeq: log.lastSeq };
+    const { firstSeq, lastSeq } = this.store.stream(stream);
+    return { firstSeq, lastSeq };
   }
 
   async routes(): Promise<RouteSnapshot[]> {
@@ -308,7 +309,7 @@ export class Waystation {
 
   streams(): StreamInfo[] {
     return this.store.streams().map((s) => {
-      const stats = s.log.stats();
+      const stats = s.stats();
       return {
         name: s.name,
         firstSeq: stats.firstSeq,

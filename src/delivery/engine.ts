@@ -4,8 +4,8 @@
  * sweeps and log garbage collection, answers receipts, and stops everything in order.
  */
 import { UnknownRouteError, WaitTimeoutError } from '../errors.js';
+import type { MessageStore } from '../store/backend.js';
 import type { MessageState } from '../store/route-progress.js';
-import type { Store } from '../store/store.js';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import type { RouteOptions } from './route-options.js';
 import { type OverdueAttempt, RouteRunner } from './route-runner.js';
@@ -24,7 +24,7 @@ export interface EngineEvents {
 }
 
 export interface EngineOptions {
-  store: Store;
+  store: MessageStore;
   routes: readonly Readonly<RouteOptions>[];
   /** Target instances by target name. */
   targets: ReadonlyMap<string, Target>;

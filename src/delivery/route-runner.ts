@@ -3,25 +3,18 @@
  * batches to the target, turns outcomes into final states (delivered, dead) and state-machine
  * events, probes while storing, paces the replay while draining, and enforces retention.
  *
- * All mutable delivery state that must survive a restart lives in the store's RouteProgress and
- * DeadLetters; what lives here (in-flight sets, attempt counts, timers) is rebuilt by starting
+ * All mutable delivery state that must survive a restart lives in the store's route progress and
+ * dead letters; what lives here (in-flight sets, attempt counts, timers) is rebuilt by starting
  * again: messages in flight at a crash are simply pending and go out again (at-least-once).
  */
 
 import { addAbortSignal, PassThrough, type Readable } from 'node:stream';
 import { RouteFullError } from '../errors.js';
-import type { DeadLetter, DeadLetters } from '../store/dead-letters.js';
+import type { DeadLetterStore, MessageStore, MessageStream, RouteProgressStore } from '../store/backend.js';
+import type { DeadLetter } from '../store/dead-letters.js';
 import type { StoredMessage } from '../store/message.js';
-import type {
-  FinalState,
-  MessageState,
-  RouteCounters,
-  RouteProgress,
-  StreamProgress,
-} from '../store/route-progress.js';
+import type { FinalState, MessageState, RouteCounters, StreamProgress } from '../store/route-progress.js';
 import { zeroCounters } from '../store/route-progress.js';
-import type { Store } from '../store/store.js';
-import type { Stream } from '../store/stream.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { RouteOptions } from './route-options.js';
 import { type RouteEvent, type RouteState, transition } from './route-state.js';
@@ -29,7 +22,7 @@ import type { Delivery, Outcome, Target } from './target.js';
 
 export interface RouteRunnerDeps {
   options: Readonly<RouteOptions>;
-  store: Store;
+  store: MessageStore;
   target: Target;
   clock: Clock;
   random: () => number;
@@ -87,7 +80,7 @@ export interface OverdueAttempt {
 }
 
 interface Batch {
-  stream: Stream;
+  stream: MessageStream;
   messages: StoredMessage[];
   probe: boolean;
 }
@@ -102,8 +95,8 @@ export class RouteRunner {
   private readonly reserved = { count: 0, bytes: 0 };
   readonly name: string;
   private state: RouteState;
-  private readonly progress: RouteProgress;
-  private readonly dead: DeadLetters;
+  private readonly progress: RouteProgressStore;
+  private readonly dead: DeadLetterStore;
   /** stream → seq → ordering key, for messages at the target now. */
   private readonly flying = new Map<string, Map<number, string | undefined>>();
   private readonly attempts = new Map<string, number>();
@@ -231,7 +224,7 @@ export class RouteRunner {
     this.tokens = rate > 0 ? Math.min(rate, this.deps.options.batchMaxMessages) : 0;
     this.tokensAt = this.deps.clock.now();
     for (const name of this.deps.options.streams) {
-      this.liveFrom.set(name, this.deps.store.stream(name).log.lastSeq + 1);
+      this.liveFrom.set(name, this.deps.store.stream(name).lastSeq + 1);
     }
   }
 
@@ -341,7 +334,7 @@ export class RouteRunner {
     return undefined;
   }
 
-  private async pickFrom(stream: Stream, limit: number, probe: boolean): Promise<Attempt | undefined> {
+  private async pickFrom(stream: MessageStream, limit: number, probe: boolean): Promise<Attempt | undefined> {
     const opts = this.deps.options;
     const now = this.deps.clock.now();
     const p = this.progress.stream(stream.name);
@@ -406,7 +399,7 @@ export class RouteRunner {
 
   /** Pending seqs not at the target and not waiting for a retry, in delivery order. */
   private candidates(
-    stream: Stream,
+    stream: MessageStream,
     p: StreamProgress,
     limit: number,
     now: number,
@@ -414,7 +407,7 @@ export class RouteRunner {
     from?: number,
   ): number[] {
     const flying = this.flying.get(stream.name)!;
-    const last = stream.log.lastSeq;
+    const last = stream.lastSeq;
     const out: number[] = [];
     const start = Math.max(p.start, from ?? p.start);
     let s = backward ? p.done.prevMissing(last) : p.done.nextMissing(start);
@@ -434,7 +427,7 @@ export class RouteRunner {
   }
 
   private async readCandidates(
-    stream: Stream,
+    stream: MessageStream,
     seqs: readonly number[],
     backward: boolean,
     /** Called by the read-ahead itself (which must not wait for itself). */
@@ -484,7 +477,11 @@ export class RouteRunner {
    * Records that failed their checksum cannot be delivered: they are dead-lettered (reason
    * `damaged`, counted), so the route moves on and an operator sees them.
    */
-  private async deadLetterDamaged(stream: Stream, p: StreamProgress, seqs: readonly number[]): Promise<void> {
+  private async deadLetterDamaged(
+    stream: MessageStream,
+    p: StreamProgress,
+    seqs: readonly number[],
+  ): Promise<void> {
     if (seqs.length === 0) return;
     const at = this.deps.clock.now();
     const letters: DeadLetter[] = seqs.map((seq) => ({
@@ -509,7 +506,7 @@ export class RouteRunner {
 
   /** Drops expired messages (counted) and applies key blocking and the batch byte limit. */
   private choose(
-    stream: Stream,
+    stream: MessageStream,
     p: StreamProgress,
     messages: StoredMessage[],
     max: number,
@@ -841,7 +838,7 @@ export class RouteRunner {
     const unordered = this.deps.options.ordering === 'unordered';
     for (const name of this.deps.options.streams) {
       const p = this.progress.stream(name);
-      const last = unordered ? (this.liveFrom.get(name) ?? 1) - 1 : this.deps.store.stream(name).log.lastSeq;
+      const last = unordered ? (this.liveFrom.get(name) ?? 1) - 1 : this.deps.store.stream(name).lastSeq;
       if (pendingIn(p, last) > 0) return;
     }
     this.apply({ type: 'backlogEmpty' });
@@ -906,7 +903,7 @@ export class RouteRunner {
   private async expireOlderThan(streamName: string, cutoff: number): Promise<void> {
     const stream = this.deps.store.stream(streamName);
     const p = this.progress.stream(streamName);
-    for (const seg of await stream.log.segmentInfos()) {
+    for (const seg of await stream.chunks()) {
       if (seg.lastSeq < p.floor()) continue;
       if (seg.maxTimestamp < cutoff) {
         this.settleRange(streamName, seg.baseSeq, seg.lastSeq, 'expired');
@@ -930,7 +927,7 @@ export class RouteRunner {
     const p = this.progress.stream(streamName);
     const flying = this.flying.get(streamName)!;
     const seqs: number[] = [];
-    for (const [a, b] of p.done.gaps(p.start, stream.log.lastSeq)) {
+    for (const [a, b] of p.done.gaps(p.start, stream.lastSeq)) {
       for (let s = a; s <= b && seqs.length < count; s++) if (!flying.has(s)) seqs.push(s);
       if (seqs.length >= count) break;
     }
@@ -943,7 +940,7 @@ export class RouteRunner {
     const p = this.progress.stream(streamName);
     let freed = 0;
     let from = p.floor();
-    while (freed < excess && from <= stream.log.lastSeq) {
+    while (freed < excess && from <= stream.lastSeq) {
       const batch = await stream.read({ fromSeq: from, maxMessages: 1000 });
       if (batch.length === 0) break;
       const prune: number[] = [];
@@ -1054,7 +1051,7 @@ export class RouteRunner {
   pendingCount(): number {
     let pending = 0;
     for (const name of this.deps.options.streams) {
-      pending += pendingIn(this.progress.stream(name), this.deps.store.stream(name).log.lastSeq);
+      pending += pendingIn(this.progress.stream(name), this.deps.store.stream(name).lastSeq);
     }
     return pending;
   }
@@ -1068,7 +1065,7 @@ export class RouteRunner {
   async usedBytes(): Promise<number> {
     let bytes = 0;
     for (const name of this.deps.options.streams) {
-      bytes += await this.deps.store.stream(name).log.bytesFrom(this.progress.stream(name).floor());
+      bytes += await this.deps.store.stream(name).bytesFrom(this.progress.stream(name).floor());
     }
     return bytes;
   }
@@ -1142,12 +1139,12 @@ class MessageDelivery implements Delivery {
   readonly payloadBytes: number;
   readonly payload: Buffer | undefined;
   readonly attempt: number;
-  readonly #source: Stream;
+  readonly #source: MessageStream;
   readonly #message: StoredMessage;
 
   readonly #signal: AbortSignal;
 
-  constructor(source: Stream, m: StoredMessage, attempt: number, signal: AbortSignal) {
+  constructor(source: MessageStream, m: StoredMessage, attempt: number, signal: AbortSignal) {
     this.id = m.id;
     this.stream = m.stream;
     this.seq = m.seq;

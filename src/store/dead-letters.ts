@@ -4,8 +4,10 @@
  * bytes stay in the log while the entry exists) with the reason, attempts, last error and time.
  * Persisted as a journal (`dead-letters.journal`); compacted when mostly removals.
  */
+
 import { dirname, join } from 'node:path';
 import type { StorageFileSystem } from '../log/index.js';
+import type { DeadLetterStore } from './backend.js';
 import { Journal, type JournalDamage } from './journal.js';
 
 export const DeadLetterReasons = ['error', 'retries-exhausted', 'damaged'] as const;
@@ -28,7 +30,7 @@ type Entry = { op: 'add'; letter: DeadLetter } | { op: 'remove'; stream: string;
 
 const keyOf = (stream: string, seq: number) => `${stream}\u0000${seq}`;
 
-export class DeadLetters {
+export class DeadLetters implements DeadLetterStore {
   private readonly letters = new Map<string, DeadLetter>();
   private removals = 0;
 

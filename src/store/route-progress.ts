@@ -6,8 +6,10 @@
  * immediately on state changes). After a crash, acks since the last save are delivered again
  * (at-least-once); the messages that were in flight at the last save are counted as redeliveries.
  */
+
 import { join } from 'node:path';
 import { readAtomicJson, type StorageFileSystem, writeAtomicJson } from '../log/index.js';
+import type { RouteProgressStore } from './backend.js';
 import { type SeqRange, SeqSet } from './seq-set.js';
 
 export const FinalStates = ['delivered', 'expired', 'pruned', 'purged', 'dead'] as const;
@@ -113,7 +115,7 @@ interface ProgressFile {
   streams: Record<string, { start: number; wasInFlight: SeqRange[] } & Record<FinalState, SeqRange[]>>;
 }
 
-export class RouteProgress {
+export class RouteProgress implements RouteProgressStore {
   private constructor(
     private readonly fs: StorageFileSystem,
     private readonly path: string,

@@ -24,6 +24,7 @@ import {
   type StorageFileSystem,
   type StorageWarning,
 } from '../log/index.js';
+import type { MessageStore, MessageStorePublishOptions } from './backend.js';
 import { DataDirLock, dataDirError } from './data-dir-lock.js';
 import { DeadLetters } from './dead-letters.js';
 import { fingerprintOf } from './fingerprint.js';
@@ -55,19 +56,8 @@ export interface StoreOptions {
   procDir?: string;
 }
 
-export interface PublishOptions {
-  idempotencyKey?: string | undefined;
-  /**
-   * Called before the append with the stream, message count and payload bytes (streamed
-   * payloads count as 0 here); throws to refuse (e.g. a route full with reject-new). May return
-   * a function, called once the append settled (a reservation's release).
-   */
-  admit?: (
-    stream: string,
-    count: number,
-    bytes: number,
-  ) => Promise<(() => void) | undefined> | (() => void) | undefined;
-}
+/** Options of `Store.publish` (the storage interface's). */
+export type PublishOptions = MessageStorePublishOptions;
 
 interface DedupEntry {
   at: number;
@@ -78,7 +68,7 @@ interface DedupEntry {
 
 const FREE_SPACE_CACHE_MS = 1000;
 
-export class Store {
+export class Store implements MessageStore {
   private readonly streamsByName = new Map<string, Stream>();
   private readonly streamsByIncarnation = new Map<string, Stream>();
   private readonly progress = new Map<string, RouteProgress>();

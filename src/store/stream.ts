@@ -2,6 +2,7 @@
  * A stream: a named log whose records are messages. Owns the stream directory
  * (`<dataDir>/streams/<name>/`): the log's files plus `stream.state` (its incarnation).
  */
+
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -14,6 +15,7 @@ import {
   type StorageFileSystem,
   writeAtomicJson,
 } from '../log/index.js';
+import type { MessageStream, StreamChunk, StreamStats } from './backend.js';
 import {
   decodeMeta,
   encodeMeta,
@@ -49,7 +51,7 @@ interface StreamState {
   createdAt: number;
 }
 
-export class Stream {
+export class Stream implements MessageStream {
   private constructor(
     readonly name: string,
     readonly incarnation: string,
@@ -72,6 +74,28 @@ export class Stream {
     }
     const log = await Log.open(dir, { ...logOptions, fileSystem: fs });
     return new Stream(name, state.incarnation, log);
+  }
+
+  get firstSeq(): number {
+    return this.log.firstSeq;
+  }
+
+  get lastSeq(): number {
+    return this.log.lastSeq;
+  }
+
+  /** The log's segments: seq ranges with their time bounds. */
+  async chunks(): Promise<StreamChunk[]> {
+    return this.log.segmentInfos();
+  }
+
+  bytesFrom(seq: number): Promise<number> {
+    return this.log.bytesFrom(seq);
+  }
+
+  stats(): StreamStats {
+    const { firstSeq, lastSeq, records, bytes } = this.log.stats();
+    return { firstSeq, lastSeq, records, bytes };
   }
 
   idOf(seq: number): string {
