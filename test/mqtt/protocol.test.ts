@@ -1,37 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import fc from 'fast-check';
-import mqttPacket, { type Packet } from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { startGateway } from '../support/gateway.js';
-import { collect, connectClient, mqttUrl } from '../support/mqtt.js';
+import { collect, connectClient, mqttUrl, rawClient } from '../support/mqtt.js';
 import { until } from '../support/wait.js';
-
-/** A raw TCP client speaking MQTT through mqtt-packet, for what MQTT.js will not send. */
-async function rawClient(url: string, protocolVersion: 4 | 5 = 5) {
-  const { hostname, port } = new URL(url);
-  const socket: Socket = connect(Number(port), hostname);
-  await new Promise<void>((r, j) => socket.once('connect', () => r()).once('error', j));
-  const packets: Packet[] = [];
-  const parser = mqttPacket.parser({ protocolVersion });
-  parser.on('packet', (p: Packet) => packets.push(p));
-  socket.on('data', (b) => parser.parse(b));
-  socket.on('error', () => {});
-  const closed = new Promise<void>((r) => socket.once('close', () => r()));
-  return {
-    socket,
-    packets,
-    closed,
-    send: (p: Packet) => socket.write(mqttPacket.generate(p, { protocolVersion })),
-    connect: (clientId: string) =>
-      socket.write(
-        mqttPacket.generate(
-          { cmd: 'connect', clientId, protocolVersion, clean: true, keepalive: 0 },
-          { protocolVersion },
-        ),
-      ),
-  };
-}
 
 describe('mqtt broker: protocol robustness', () => {
   it('closes a connection on malformed bytes, an oversized packet or a non-CONNECT first packet, and others carry on', async () => {
