@@ -16,6 +16,7 @@ import type { StoredMessage } from '../store/message.js';
 import type { FinalState, MessageState, RouteCounters, StreamProgress } from '../store/route-progress.js';
 import { zeroCounters } from '../store/route-progress.js';
 import type { Clock, TimerHandle } from './clock.js';
+import { Pacer } from './pacer.js';
 import type { RouteOptions } from './route-options.js';
 import { type RouteEvent, type RouteState, transition } from './route-state.js';
 import type { Delivery, Outcome, Target } from './target.js';
@@ -112,8 +113,8 @@ export class RouteRunner {
   private wakeAt = Number.POSITIVE_INFINITY;
   private flushTimer: TimerHandle | undefined;
   private flushNow = false;
-  private tokens = 0;
-  private tokensAt = 0;
+  /** The replay.ratePerSecond token bucket while draining. */
+  private readonly pacer: Pacer;
   /** Unordered draining: seqs from here on arrived after the drain began and go out unpaced. */
   private readonly liveFrom = new Map<string, number>();
   private nextStream = 0;
@@ -146,6 +147,7 @@ export class RouteRunner {
       lastError: saved.lastError,
     };
     for (const s of deps.options.streams) this.flying.set(s, new Map());
+    this.pacer = new Pacer(deps.options.replayRatePerSecond, deps.options.batchMaxMessages);
   }
 
   get options(): Readonly<RouteOptions> {
@@ -220,9 +222,7 @@ export class RouteRunner {
   }
 
   private enterDraining(): void {
-    const rate = this.deps.options.replayRatePerSecond;
-    this.tokens = rate > 0 ? Math.min(rate, this.deps.options.batchMaxMessages) : 0;
-    this.tokensAt = this.deps.clock.now();
+    this.pacer.refill(this.deps.clock.now());
     for (const name of this.deps.options.streams) {
       this.liveFrom.set(name, this.deps.store.stream(name).lastSeq + 1);
     }
@@ -340,7 +340,7 @@ export class RouteRunner {
     const p = this.progress.stream(stream.name);
     const draining = this.state.name === 'draining';
     const backward = opts.ordering === 'lifo';
-    let paced = draining && !probe && opts.replayRatePerSecond > 0;
+    let paced = draining && !probe && this.pacer.limited;
     let from: number | undefined;
     if (draining && opts.ordering === 'unordered' && !probe) {
       // Live messages first and unpaced; the backlog below liveFrom drains beside them, paced.
@@ -352,9 +352,9 @@ export class RouteRunner {
     }
     let max = limit;
     if (paced) {
-      max = Math.min(limit, Math.floor(this.takeableTokens(now)));
+      max = Math.min(limit, this.pacer.available(now));
       if (max < 1) {
-        this.wakeIn((1 - this.tokens) / (opts.replayRatePerSecond / 1000));
+        this.wakeIn(this.pacer.msUntilNext());
         return undefined;
       }
     }
@@ -393,7 +393,7 @@ export class RouteRunner {
     this.flushNow = false;
     this.flushTimer?.cancel();
     this.flushTimer = undefined;
-    if (paced) this.tokens -= chosen.length;
+    if (paced) this.pacer.take(chosen.length);
     return this.begin({ stream, messages: chosen, probe });
   }
 
@@ -554,14 +554,6 @@ export class RouteRunner {
     if (m.expiresAt !== undefined && m.expiresAt <= now) return true;
     const maxAge = this.deps.options.maxAgeMs;
     return maxAge !== undefined && m.timestamp + maxAge <= now;
-  }
-
-  private takeableTokens(now: number): number {
-    const rate = this.deps.options.replayRatePerSecond;
-    const burst = Math.max(1, Math.min(rate, this.deps.options.batchMaxMessages));
-    this.tokens = Math.min(burst, this.tokens + ((now - this.tokensAt) * rate) / 1000);
-    this.tokensAt = now;
-    return this.tokens;
   }
 
   private wakeIn(ms: number): void {
