@@ -146,26 +146,19 @@ function errorBody(code: ErrorCode, message: string): { error: { code: ErrorCode
   return { error: { code, message } };
 }
 
-/** The code for a 4xx the framework raised itself. */
+/** Codes for the 4xx statuses the framework raises itself; any other 4xx is a bad request. */
+const FRAMEWORK_CODES: Readonly<Record<number, ErrorCode>> = {
+  404: ErrorCodes.HttpNotFound,
+  405: ErrorCodes.HttpMethodNotAllowed,
+  408: ErrorCodes.HttpBodyTimeout,
+  413: ErrorCodes.HttpPayloadTooLarge,
+  414: ErrorCodes.HttpUriTooLong,
+  415: ErrorCodes.HttpUnsupportedMediaType,
+  431: ErrorCodes.HttpHeadersTooLarge,
+};
+
 function clientErrorCode(status: number): ErrorCode {
-  switch (status) {
-    case 404:
-      return ErrorCodes.HttpNotFound;
-    case 405:
-      return ErrorCodes.HttpMethodNotAllowed;
-    case 408:
-      return ErrorCodes.HttpBodyTimeout;
-    case 413:
-      return ErrorCodes.HttpPayloadTooLarge;
-    case 414:
-      return ErrorCodes.HttpUriTooLong;
-    case 415:
-      return ErrorCodes.HttpUnsupportedMediaType;
-    case 431:
-      return ErrorCodes.HttpHeadersTooLarge;
-    default:
-      return ErrorCodes.HttpBadRequest;
-  }
+  return FRAMEWORK_CODES[status] ?? ErrorCodes.HttpBadRequest;
 }
 
 /** Status, code and message for a request Node's HTTP parser refused. */
@@ -201,8 +194,9 @@ export async function buildHttpApp(
 ): Promise<FastifyInstance> {
   const tls = config.http.tls;
   const httpLogger = logger.child({ component: 'http' }, { level: 'warn' });
-  // Bodies refused while they arrive are the client's doing: info, not the warn of httpLogger.
-  const bodyLogger = logger.child({ component: 'http' });
+  // Refusals that are the client's doing (malformed requests, bodies refused as they arrive) are
+  // logged at info, below httpLogger's warn.
+  const clientLogger = logger.child({ component: 'http' });
   const app = Fastify({
     // Per-request lines would drown the state changes that matter; errors are still logged.
     loggerInstance: httpLogger,
@@ -218,7 +212,7 @@ export async function buildHttpApp(
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
       const [status, code, message] = parserRefusal(err);
-      httpLogger.info({ code: err.code }, 'refused a malformed request');
+      clientLogger.info({ code: err.code }, 'refused a malformed request');
       if (socket.writable) {
         const body = JSON.stringify(errorBody(code, message));
         socket.write(
@@ -306,7 +300,7 @@ export async function buildHttpApp(
       timeoutMs: config.http.bodyTimeout,
       refused: (reason, err) => {
         metrics.observeBodyRefusal(reason);
-        bodyLogger.info({ reason }, err.message);
+        clientLogger.info({ reason }, err.message);
       },
     },
     access,
@@ -316,7 +310,11 @@ export async function buildHttpApp(
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>
-    isReady() ? { status: 'ready' } : reply.code(503).send({ status: 'not ready' }),
+    isReady()
+      ? { status: 'ready' }
+      : reply
+          .code(503)
+          .send(errorBody(ErrorCodes.ShuttingDown, 'Not ready: the gateway is starting or shutting down.')),
   );
   app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
     const principal = access(req, 'read');

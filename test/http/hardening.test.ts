@@ -194,6 +194,9 @@ describe('HTTP hardening', () => {
     const answer = await responseOf(socket); // resolves on close: the test times out without it
     expect(answer).toMatch(/^HTTP\/1\.1 404/);
     expect(answer).toContain('WS_ERR_STREAM_UNKNOWN');
+    // The refusal is the answer: no body timeout or client abort is counted for it afterwards.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await metric(gw.url, 'waystation_http_bodies_refused_total')).toBe(0);
   });
 
   it('bounds the bytes being staged at once: past http.maxStagingBytes a publish gets 503', async () => {

@@ -77,13 +77,20 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
         const body = req.body as IncomingMessage | undefined;
         // A small body with a declared length is read into memory (the log's fast, ordered path);
         // anything else streams to a side file as it arrives.
-        const payload = !body
-          ? new Uint8Array(0)
-          : declared !== undefined && declared <= opts.inlineBodyBytes
-            ? await readSmallBody(body, declared, opts.body)
-            : limited(guardBody(body, declared, opts.body), opts.maxBodyBytes);
-        const ref = await ws.publish(stream, payload, publishOptions);
-        return reply.code(202).send(ref);
+        if (!body || (declared !== undefined && declared <= opts.inlineBodyBytes)) {
+          const payload = body ? await readSmallBody(body, declared ?? 0, opts.body) : new Uint8Array(0);
+          return reply.code(202).send(await ws.publish(stream, payload, publishOptions));
+        }
+        const guarded = guardBody(body, declared, opts.body);
+        try {
+          return reply
+            .code(202)
+            .send(await ws.publish(stream, limited(guarded, opts.maxBodyBytes), publishOptions));
+        } finally {
+          // A publish refused before it read the body (unknown stream, storage full) ends the
+          // guard quietly: the refusal is the answer, not a timeout or an abort.
+          guarded.destroy();
+        }
       },
     );
   });
