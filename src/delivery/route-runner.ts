@@ -17,6 +17,7 @@ import type { FinalState, MessageState, RouteCounters, StreamProgress } from '..
 import { zeroCounters } from '../store/route-progress.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { Pacer } from './pacer.js';
+import { Prober } from './prober.js';
 import type { RouteOptions } from './route-options.js';
 import { type RouteEvent, type RouteState, transition } from './route-state.js';
 import type { Delivery, Outcome, Target } from './target.js';
@@ -107,8 +108,8 @@ export class RouteRunner {
   private readonly out = new Set<Attempt>();
   private overdueCount = 0;
   private readonly controllers = new Set<AbortController>();
-  private probeDue = false;
-  private probeTimer: TimerHandle | undefined;
+  /** When the next probe may go while storing (backoff, jitter, Retry-After). */
+  private readonly prober: Prober;
   private wakeTimer: TimerHandle | undefined;
   private wakeAt = Number.POSITIVE_INFINITY;
   private flushTimer: TimerHandle | undefined;
@@ -124,8 +125,6 @@ export class RouteRunner {
   private saving: Promise<void> = Promise.resolve();
   private limiting: Promise<void> | undefined;
   private limitAgain = false;
-  /** Retry-After of the last nack, for the next probe. */
-  private retryAfterMs: number | undefined;
   private pumpDone: Promise<void> = Promise.resolve();
   /** Messages read ahead while a batch was at the target, per stream (at most one batch each). */
   private readonly prefetched = new Map<string, ReadAhead>();
@@ -148,6 +147,12 @@ export class RouteRunner {
     };
     for (const s of deps.options.streams) this.flying.set(s, new Map());
     this.pacer = new Pacer(deps.options.replayRatePerSecond, deps.options.batchMaxMessages);
+    this.prober = new Prober({
+      policy: deps.options,
+      clock: deps.clock,
+      random: deps.random,
+      onDue: () => this.pump(),
+    });
   }
 
   get options(): Readonly<RouteOptions> {
@@ -163,7 +168,7 @@ export class RouteRunner {
   /** Starts delivering. A route that was storing probes at once; a held route stays held. */
   start(): void {
     this.running = true;
-    if (this.state.name === 'storing') this.probeDue = true;
+    if (this.state.name === 'storing') this.prober.dueNow();
     if (this.state.name === 'draining') this.enterDraining();
     this.pump();
   }
@@ -171,7 +176,8 @@ export class RouteRunner {
   /** Stops dispatching, aborts deliveries still out after `graceMs`, and saves progress. */
   async stop(graceMs: number): Promise<void> {
     this.running = false;
-    for (const t of [this.probeTimer, this.wakeTimer, this.flushTimer, this.saveTimer]) t?.cancel();
+    this.prober.reset();
+    for (const t of [this.wakeTimer, this.flushTimer, this.saveTimer]) t?.cancel();
     // A pick or a read-ahead may be reading the log right now: let it finish before the store closes.
     await this.pumpDone;
     await this.prefetching;
@@ -206,10 +212,9 @@ export class RouteRunner {
   }
 
   private onEnter(previous: RouteState): void {
-    this.probeTimer?.cancel();
-    this.probeTimer = undefined;
-    this.probeDue = false;
-    if (this.state.name === 'storing' && this.state.cause === 'self') this.scheduleProbe();
+    this.prober.reset();
+    if (this.state.name === 'storing' && this.state.cause === 'self')
+      this.prober.schedule(this.state.probeFailures);
     if (this.state.name === 'draining') this.enterDraining();
     void this.saveNow();
     this.deps.onStateChange(this, previous);
@@ -226,24 +231,6 @@ export class RouteRunner {
     for (const name of this.deps.options.streams) {
       this.liveFrom.set(name, this.deps.store.stream(name).lastSeq + 1);
     }
-  }
-
-  private scheduleProbe(): void {
-    const { probeIntervalMs, probeIntervalMaxMs } = this.deps.options;
-    const backoff = Math.min(
-      probeIntervalMaxMs,
-      probeIntervalMs * 2 ** Math.min(this.state.probeFailures, 30),
-    );
-    // Jitter keeps many gateways from probing a recovering target in lockstep; a target's
-    // Retry-After (capped by probeIntervalMax) is honoured.
-    const jittered = Math.min(probeIntervalMaxMs, backoff * (0.8 + 0.4 * this.deps.random()));
-    const delay = Math.max(jittered, Math.min(probeIntervalMaxMs, this.retryAfterMs ?? 0));
-    this.retryAfterMs = undefined;
-    this.probeTimer = this.deps.clock.setTimeout(() => {
-      this.probeTimer = undefined;
-      this.probeDue = true;
-      this.pump();
-    }, delay);
   }
 
   // ------------------------------------------------------------------ dispatch
@@ -312,9 +299,9 @@ export class RouteRunner {
     const { name, cause } = this.state;
     if (name === 'held') return undefined;
     if (name === 'storing') {
-      if (cause !== 'self' || !this.probeDue || this.out.size > 0) return undefined;
+      if (cause !== 'self' || !this.prober.due || this.out.size > 0) return undefined;
       const probe = await this.pick(1, true);
-      if (probe) this.probeDue = false;
+      if (probe) this.prober.sent();
       return probe;
     }
     return this.pick(this.deps.options.batchMaxMessages, false);
@@ -695,8 +682,7 @@ export class RouteRunner {
     const now = this.deps.clock.now();
     return {
       attemptAgesMs: [...this.out].map((a) => now - a.startedAt),
-      timerArmed:
-        this.probeTimer !== undefined || this.wakeTimer !== undefined || this.flushTimer !== undefined,
+      timerArmed: this.prober.armed || this.wakeTimer !== undefined || this.flushTimer !== undefined,
       picking: this.pumping,
     };
   }
@@ -738,7 +724,7 @@ export class RouteRunner {
       }
       this.progress.counters.failures++;
       nackReason = outcome.reason;
-      if (outcome.retryAfterMs !== undefined) this.retryAfterMs = outcome.retryAfterMs;
+      if (outcome.retryAfterMs !== undefined) this.prober.retryAfter(outcome.retryAfterMs);
       this.attempts.set(key, attempts);
       if (!opts.storeAndForward) {
         if (attempts >= opts.retryAttempts) {
@@ -766,8 +752,8 @@ export class RouteRunner {
     if (!this.running) return;
     if (probe) {
       this.apply(nackReason === undefined ? { type: 'probeAck' } : { type: 'probeNack', reason: nackReason });
-      if (this.state.name === 'storing' && nackReason !== undefined && this.probeTimer === undefined)
-        this.scheduleProbe();
+      if (this.state.name === 'storing' && nackReason !== undefined && !this.prober.armed)
+        this.prober.schedule(this.state.probeFailures);
       return;
     }
     if (nackReason !== undefined) this.apply({ type: 'nack', reason: nackReason });
