@@ -9,7 +9,6 @@
  */
 
 import { addAbortSignal, PassThrough, type Readable } from 'node:stream';
-import { RouteFullError } from '../errors.js';
 import type { DeadLetterStore, MessageStore, MessageStream, RouteProgressStore } from '../store/backend.js';
 import type { DeadLetter } from '../store/dead-letters.js';
 import type { StoredMessage } from '../store/message.js';
@@ -18,6 +17,7 @@ import { zeroCounters } from '../store/route-progress.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { Pacer } from './pacer.js';
 import { Prober } from './prober.js';
+import { isExpired, Retention } from './retention.js';
 import type { RouteOptions } from './route-options.js';
 import { type RouteEvent, type RouteState, transition } from './route-state.js';
 import type { Delivery, Outcome, Target } from './target.js';
@@ -93,8 +93,6 @@ export const OVERDUE_GRACE_MS = 1_000;
 const LOOKAHEAD_MIN = 256;
 
 export class RouteRunner {
-  /** Room taken by reject-new admissions whose append has not settled yet. */
-  private readonly reserved = { count: 0, bytes: 0 };
   readonly name: string;
   private state: RouteState;
   private readonly progress: RouteProgressStore;
@@ -123,8 +121,8 @@ export class RouteRunner {
   private pumpAgain = false;
   private saveTimer: TimerHandle | undefined;
   private saving: Promise<void> = Promise.resolve();
-  private limiting: Promise<void> | undefined;
-  private limitAgain = false;
+  /** Age expiry, drop-oldest pruning, reject-new admission. */
+  private readonly retention: Retention;
   private pumpDone: Promise<void> = Promise.resolve();
   /** Messages read ahead while a batch was at the target, per stream (at most one batch each). */
   private readonly prefetched = new Map<string, ReadAhead>();
@@ -152,6 +150,16 @@ export class RouteRunner {
       clock: deps.clock,
       random: deps.random,
       onDue: () => this.pump(),
+    });
+    this.retention = new Retention({
+      options: deps.options,
+      store: deps.store,
+      progress: this.progress,
+      clock: deps.clock,
+      inFlight: (stream) => this.flying.get(stream)!,
+      settle: (stream, p, seqs, state) => this.settle(stream, p, seqs, state),
+      pendingCount: () => this.pendingCount(),
+      usedBytes: () => this.usedBytes(),
     });
   }
 
@@ -181,7 +189,7 @@ export class RouteRunner {
     // A pick or a read-ahead may be reading the log right now: let it finish before the store closes.
     await this.pumpDone;
     await this.prefetching;
-    await this.limiting;
+    await this.retention.busy;
     if (this.out.size > 0) {
       const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       const abortAll = () => {
@@ -509,7 +517,7 @@ export class RouteRunner {
       const m = messages[i]!;
       // The read was asynchronous: retention, a purge or another pick may have taken it meanwhile.
       if (p.done.has(m.seq) || flying.has(m.seq)) continue;
-      if (this.isExpired(m, now)) {
+      if (isExpired(m, now, opts.maxAgeMs)) {
         expired.push(m.seq);
         continue;
       }
@@ -535,12 +543,6 @@ export class RouteRunner {
     // IBM event sequencing: a dead-lettered message blocks its key until resubmitted or deleted.
     for (const key of this.dead.keysOf(stream)) keys.add(key);
     return keys;
-  }
-
-  private isExpired(m: StoredMessage, now: number): boolean {
-    if (m.expiresAt !== undefined && m.expiresAt <= now) return true;
-    const maxAge = this.deps.options.maxAgeMs;
-    return maxAge !== undefined && m.timestamp + maxAge <= now;
   }
 
   private wakeIn(ms: number): void {
@@ -800,17 +802,6 @@ export class RouteRunner {
     }
   }
 
-  private settleRange(stream: string, first: number, last: number, state: FinalState): number {
-    const p = this.progress.stream(stream);
-    const flying = this.flying.get(stream)!;
-    const seqs: number[] = [];
-    for (const [a, b] of p.done.gaps(Math.max(first, p.start), last)) {
-      for (let s = a; s <= b; s++) if (!flying.has(s)) seqs.push(s);
-    }
-    if (seqs.length > 0) this.settle(stream, p, seqs, state);
-    return seqs.length;
-  }
-
   private async checkBacklogEmpty(): Promise<void> {
     if (this.state.name !== 'draining' || this.out.size > 0) return;
     const unordered = this.deps.options.ordering === 'unordered';
@@ -825,143 +816,18 @@ export class RouteRunner {
   // ------------------------------------------------------------------ retention
 
   /** The periodic sweep: expires messages past maxAge, then applies the count and size limits. */
-  async enforceRetention(): Promise<void> {
-    const opts = this.deps.options;
-    if (opts.maxAgeMs !== undefined) {
-      const cutoff = this.deps.clock.now() - opts.maxAgeMs;
-      for (const name of opts.streams) await this.expireOlderThan(name, cutoff);
-    }
-    await this.enforceLimits();
+  enforceRetention(): Promise<void> {
+    return this.retention.sweep();
   }
 
-  /**
-   * With drop-oldest: prunes the oldest pending messages beyond maxMessages and maxBytes. Runs
-   * after every publish; calls made while one runs coalesce into one more run, so concurrent
-   * publishes never prune twice for the same excess.
-   */
-  async enforceLimits(): Promise<void> {
-    const opts = this.deps.options;
-    if (opts.onFull !== 'drop-oldest' || (opts.maxMessages === undefined && opts.maxBytes === undefined))
-      return;
-    if (this.limiting) {
-      this.limitAgain = true;
-      return this.limiting;
-    }
-    this.limiting = (async () => {
-      try {
-        do {
-          this.limitAgain = false;
-          await this.pruneToLimits();
-        } while (this.limitAgain);
-      } finally {
-        this.limiting = undefined;
-      }
-    })();
-    return this.limiting;
-  }
-
-  private async pruneToLimits(): Promise<void> {
-    const opts = this.deps.options;
-    if (opts.maxMessages !== undefined) {
-      let excess = this.pendingCount() - opts.maxMessages;
-      for (const name of opts.streams) {
-        if (excess <= 0) break;
-        excess -= this.settleOldest(name, excess, 'pruned');
-      }
-    }
-    if (opts.maxBytes !== undefined) {
-      let excess = (await this.usedBytes()) - opts.maxBytes;
-      for (const name of opts.streams) {
-        if (excess <= 0) break;
-        excess -= await this.pruneBytes(name, excess);
-      }
-    }
-  }
-
-  private async expireOlderThan(streamName: string, cutoff: number): Promise<void> {
-    const stream = this.deps.store.stream(streamName);
-    const p = this.progress.stream(streamName);
-    for (const seg of await stream.chunks()) {
-      if (seg.lastSeq < p.floor()) continue;
-      if (seg.maxTimestamp < cutoff) {
-        this.settleRange(streamName, seg.baseSeq, seg.lastSeq, 'expired');
-        continue;
-      }
-      // The boundary segment: timestamps ascend with seq, so expire a prefix of it.
-      let from = Math.max(seg.baseSeq, p.floor());
-      for (;;) {
-        const batch = await stream.read({ fromSeq: from, untilSeq: seg.lastSeq, maxMessages: 1000 });
-        const old = batch.filter((m) => m.timestamp < cutoff);
-        if (old.length > 0) this.settleRange(streamName, from, old.at(-1)!.seq, 'expired');
-        if (old.length < batch.length || batch.length === 0) return;
-        from = batch.at(-1)!.seq + 1;
-      }
-    }
-  }
-
-  /** Marks the oldest `count` pending messages (not at the target) of a stream; returns how many. */
-  private settleOldest(streamName: string, count: number, state: FinalState): number {
-    const stream = this.deps.store.stream(streamName);
-    const p = this.progress.stream(streamName);
-    const flying = this.flying.get(streamName)!;
-    const seqs: number[] = [];
-    for (const [a, b] of p.done.gaps(p.start, stream.lastSeq)) {
-      for (let s = a; s <= b && seqs.length < count; s++) if (!flying.has(s)) seqs.push(s);
-      if (seqs.length >= count) break;
-    }
-    if (seqs.length > 0) this.settle(streamName, p, seqs, state);
-    return seqs.length;
-  }
-
-  private async pruneBytes(streamName: string, excess: number): Promise<number> {
-    const stream = this.deps.store.stream(streamName);
-    const p = this.progress.stream(streamName);
-    let freed = 0;
-    let from = p.floor();
-    while (freed < excess && from <= stream.lastSeq) {
-      const batch = await stream.read({ fromSeq: from, maxMessages: 1000 });
-      if (batch.length === 0) break;
-      const prune: number[] = [];
-      for (const m of batch) {
-        if (freed >= excess) break;
-        if (p.done.has(m.seq) || this.flying.get(streamName)!.has(m.seq)) continue;
-        prune.push(m.seq);
-        freed += m.payloadBytes;
-      }
-      if (prune.length > 0) this.settle(streamName, p, prune, 'pruned');
-      from = batch.at(-1)!.seq + 1;
-    }
-    return freed;
+  /** With drop-oldest: prunes the oldest pending messages beyond maxMessages and maxBytes (after every publish). */
+  enforceLimits(): Promise<void> {
+    return this.retention.enforceLimits();
   }
 
   /** With onFull reject-new: refuses a publish that would pass maxMessages or maxBytes. */
-  async admit(stream: string, count: number, bytes: number): Promise<() => void> {
-    const opts = this.deps.options;
-    if (opts.onFull !== 'reject-new') return noop;
-    // Room is reserved until the append settles, so publishes in flight together cannot pass
-    // the limit (each sees the others' reservations).
-    const reserved = this.reserved;
-    reserved.count += count;
-    reserved.bytes += bytes;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      reserved.count -= count;
-      reserved.bytes -= bytes;
-    };
-    try {
-      if (opts.maxMessages !== undefined && this.pendingCount() + reserved.count > opts.maxMessages) {
-        throw new RouteFullError(this.name, stream, `retention.maxMessages ${opts.maxMessages}`);
-      }
-      if (opts.maxBytes !== undefined && (await this.usedBytes()) + reserved.bytes > opts.maxBytes) {
-        throw new RouteFullError(this.name, stream, `retention.maxBytes ${opts.maxBytes}`);
-      }
-    } catch (err) {
-      release();
-      throw err;
-    }
-    return release;
+  admit(stream: string, count: number, bytes: number): Promise<() => void> {
+    return this.retention.admit(stream, count, bytes);
   }
 
   // ------------------------------------------------------------------ operator
@@ -972,7 +838,7 @@ export class RouteRunner {
     let purged = 0;
     for (const name of this.deps.options.streams) {
       if (left <= 0) break;
-      const n = this.settleOldest(name, left, 'purged');
+      const n = this.retention.settleOldest(name, left, 'purged');
       purged += n;
       left -= n;
     }
@@ -1105,8 +971,6 @@ export class RouteRunner {
  * A message as handed to the target. A class rather than an object literal, so a batch costs no
  * closure per message for `openPayload`; the stream and message it reads from stay private.
  */
-const noop = (): void => {};
-
 class MessageDelivery implements Delivery {
   readonly id: string;
   readonly stream: string;
