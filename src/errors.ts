@@ -47,6 +47,9 @@ export const ErrorCodes = {
   HttpUnsupportedMediaType: 'WS_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
   HttpExpectationFailed: 'WS_ERR_HTTP_EXPECTATION_FAILED',
   ClusterServerTooOld: 'WS_ERR_CLUSTER_SERVER_TOO_OLD',
+  ClusterUnavailable: 'WS_ERR_CLUSTER_UNAVAILABLE',
+  ClusterPayloadTooLarge: 'WS_ERR_CLUSTER_PAYLOAD_TOO_LARGE',
+  ClusterWriteConflict: 'WS_ERR_CLUSTER_WRITE_CONFLICT',
   Internal: 'WS_ERR_INTERNAL',
 } as const;
 
@@ -392,5 +395,51 @@ export class ClusterServerTooOldError extends WaystationError {
     );
     this.server = server;
     this.version = version;
+  }
+}
+
+/**
+ * Cluster mode could not reach JetStream (no connection, no stream leader, no answer) in time.
+ * A publish that ran into it may still have been stored when a PubAck went unanswered: retrying
+ * with the same Idempotency-Key within storage.dedupWindow returns the first answer.
+ */
+export class ClusterUnavailableError extends WaystationError {
+  /** A write went unanswered: it may have been stored (retry with the same Idempotency-Key). */
+  readonly mayHaveCommitted: boolean;
+  constructor(what: string, options: { cause?: unknown; mayHaveCommitted?: boolean } = {}) {
+    super(
+      ErrorCodes.ClusterUnavailable,
+      `${what}: NATS JetStream is not reachable or has no stream leader right now. ` +
+        (options.mayHaveCommitted
+          ? 'A write went unanswered and may still have been stored: retry with the same Idempotency-Key to get the first answer without storing twice. '
+          : 'Nothing was stored. ') +
+        'Check the NATS servers (docs/cluster.md); publishes are accepted again by themselves once JetStream answers.',
+      { httpStatus: 503, cause: options.cause },
+    );
+    this.mayHaveCommitted = options.mayHaveCommitted ?? false;
+  }
+}
+
+/** A publish does not fit in one JetStream message (the server's max_payload); nothing was stored. */
+export class ClusterPayloadTooLargeError extends WaystationError {
+  constructor(stream: string, bytes: number, maxPayload: number) {
+    super(
+      ErrorCodes.ClusterPayloadTooLarge,
+      `The publish to stream "${stream}" needs at least ${bytes} bytes in one JetStream message, above the NATS server's max_payload of ${maxPayload} bytes; nothing was stored. ` +
+        'In cluster mode a publish (a whole batch) is one JetStream message: send smaller payloads or smaller batches, or raise max_payload on every nats-server.',
+      { httpStatus: 413 },
+    );
+  }
+}
+
+/** Another node wrote the same cluster state entry (route progress) since this node last read it. */
+export class ClusterWriteConflictError extends WaystationError {
+  constructor(what: string) {
+    super(
+      ErrorCodes.ClusterWriteConflict,
+      `${what} was written by another node since this node read it; this node's write was refused so it overwrites nothing. ` +
+        "Only the route's owner may write its state: check that every node runs the same configuration and that one node owns the route.",
+      { httpStatus: 409 },
+    );
   }
 }

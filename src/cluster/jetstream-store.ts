@@ -1,0 +1,364 @@
+/**
+ * The cluster backend: the storage interface (src/store/backend.ts) on NATS JetStream, so
+ * several Waystation nodes share streams, route progress and dead letters (SPEC §3, issue 10).
+ * What each Waystation object becomes (docs/cluster.md, "Storage on JetStream"):
+ *
+ *   stream <name>        JetStream stream `<prefix>_s_<encoded name>`, subject
+ *                        `<prefix>.s.<encoded name>`, file storage, R = replicas,
+ *                        duplicate_window = dedupWindowMs; one JetStream message per publish
+ *                        (jetstream-stream.ts, batch-codec.ts); the message ids' incarnation in
+ *                        the stream's metadata (`waystation_incarnation`)
+ *   route progress       KV bucket `<prefix>_progress`, key = route (jetstream-route-state.ts)
+ *   dead letters         KV bucket `<prefix>_dead`, key = `<route>.<encoded stream>.<seq>`
+ *   idempotency          Nats-Msg-Id `i:<key>` within the stream's duplicate window, with the
+ *                        request's fingerprint in the batch's headers
+ *
+ * `dataDir` holds only node-local files (adapters' state); nothing of the store lives there.
+ */
+import { type JetStreamManager, jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import {
+  ClusterPayloadTooLargeError,
+  ClusterUnavailableError,
+  InvalidArgumentError,
+  ShuttingDownError,
+  StreamInUseError,
+  UnknownMessageError,
+  UnknownRouteError,
+  UnknownStreamError,
+} from '../errors.js';
+import type { MessageStore, MessageStorePublishOptions } from '../store/backend.js';
+import { fingerprintOf } from '../store/fingerprint.js';
+import { assertStreamName, encodeMeta, parseMessageId, type StoredMessage } from '../store/message.js';
+import type { PublishedRef, PublishInput } from '../store/stream.js';
+import { type BatchRecord, encodedBatchBytes } from './batch-codec.js';
+import { JetStreamDeadLetters, JetStreamRouteProgress } from './jetstream-route-state.js';
+import { isUnavailable, JetStreamMessageStream, type JetStreamStreamContext } from './jetstream-stream.js';
+import { assertServerVersion } from './server-version.js';
+
+export interface JetStreamStoreOptions {
+  /** A connection to use (not closed by `close()`); otherwise one is made to `servers`. */
+  nc?: NatsConnection;
+  servers?: string | string[];
+  /** Names of every JetStream object start with it; `[A-Za-z0-9_-]+`. Default `waystation`. */
+  prefix?: string;
+  /** This node's id (written with route progress). Default the host name. */
+  nodeId?: string;
+  /** Replicas of every stream and bucket (cluster.nats.replicas). Default 3. */
+  replicas?: number;
+  /** Where node-local files live (adapters' state); the store writes nothing there. */
+  dataDir: string;
+  streams: readonly string[];
+  routes: readonly { name: string; streams: readonly string[] }[];
+  /** A repeated Idempotency-Key within this window answers the first publish (stream duplicate_window). Default 2 min. */
+  dedupWindowMs?: number;
+  /** How long a publish keeps trying through reconnects and leader elections before 503. Default 10 000 ms. */
+  publishTimeoutMs?: number;
+  /** How long one PubAck is waited for before the publish is sent again. Default 2 000 ms. */
+  ackTimeoutMs?: number;
+  /** How often first/last seqs are caught up with what other nodes published and purged. Default 1 000 ms; 0 never. */
+  refreshIntervalMs?: number;
+  now?: () => number;
+}
+
+const PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
+/** Room for the batch's headers (Nats-Msg-Id, Ws-*, expectations) in max_payload. */
+const HEADER_ALLOWANCE = 1024;
+
+export class JetStreamStore implements MessageStore {
+  private readonly streamsByName = new Map<string, JetStreamMessageStream>();
+  private readonly streamsByIncarnation = new Map<string, JetStreamMessageStream>();
+  private readonly progress = new Map<string, JetStreamRouteProgress>();
+  private readonly dead = new Map<string, JetStreamDeadLetters>();
+  private readonly holds = new Map<string, () => number>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closing = false;
+  private timer: NodeJS.Timeout | undefined;
+  private refreshing = false;
+
+  private constructor(
+    private readonly options: JetStreamStoreOptions,
+    private readonly nc: NatsConnection,
+    private readonly ownConnection: boolean,
+    private readonly ctx: JetStreamStreamContext,
+    private readonly progressKv: KV,
+    private readonly deadKv: KV,
+  ) {}
+
+  static async open(options: JetStreamStoreOptions): Promise<JetStreamStore> {
+    const prefix = options.prefix ?? 'waystation';
+    if (!PREFIX.test(prefix))
+      throw new InvalidArgumentError(`cluster prefix "${prefix}" must be 1-32 letters, digits, '_' or '-'.`);
+    const replicas = options.replicas ?? 3;
+    const servers = options.servers;
+    if (!options.nc && !servers) throw new InvalidArgumentError('JetStreamStore.open needs nc or servers.');
+    let nc: NatsConnection;
+    if (options.nc) nc = options.nc;
+    else {
+      try {
+        nc = await connect({ servers, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 5_000 });
+      } catch (err) {
+        throw new ClusterUnavailableError(`Could not connect to NATS at ${servers}`, { cause: err });
+      }
+    }
+    try {
+      assertServerVersion(nc);
+      const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+      const ctx: JetStreamStreamContext = {
+        jsm,
+        js: jetstream(nc, { timeout: options.ackTimeoutMs ?? 2_000 }),
+        prefix,
+        replicas,
+        dedupWindowMs: options.dedupWindowMs ?? 120_000,
+        publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
+        ackTimeoutMs: options.ackTimeoutMs ?? 2_000,
+      };
+      const kvm = new Kvm(nc);
+      const [progressKv, deadKv] = await Promise.all([
+        bucket(kvm, `${prefix}_progress`, replicas),
+        bucket(kvm, `${prefix}_dead`, replicas),
+      ]);
+      const store = new JetStreamStore(options, nc, !options.nc, ctx, progressKv, deadKv);
+      await store.load();
+      store.startRefresh();
+      return store;
+    } catch (err) {
+      if (!options.nc) await nc.close().catch(() => {});
+      if (isUnavailable(err))
+        throw new ClusterUnavailableError('Cluster storage could not be opened', { cause: err });
+      throw err;
+    }
+  }
+
+  get dataDir(): string {
+    return this.options.dataDir;
+  }
+
+  get jetstreamManager(): JetStreamManager {
+    return this.ctx.jsm;
+  }
+
+  private async load(): Promise<void> {
+    for (const name of this.options.streams) await this.openStream(name);
+    const now = (this.options.now ?? Date.now)();
+    const nodeId = this.options.nodeId ?? (await import('node:os')).hostname();
+    for (const route of this.options.routes) {
+      const progress = await JetStreamRouteProgress.open(
+        this.progressKv,
+        route.name,
+        nodeId,
+        route.streams,
+        (s) => this.stream(s).firstSeq,
+        now,
+      );
+      for (const [name, p] of progress.streams) p.trimBelow(this.stream(name).firstSeq);
+      this.progress.set(route.name, progress);
+      this.dead.set(route.name, await JetStreamDeadLetters.open(this.deadKv, route.name));
+    }
+  }
+
+  private async openStream(name: string): Promise<JetStreamMessageStream> {
+    assertStreamName(name);
+    const stream = await JetStreamMessageStream.open(this.ctx, name);
+    this.streamsByName.set(name, stream);
+    this.streamsByIncarnation.set(stream.incarnation, stream);
+    return stream;
+  }
+
+  /** Catches every stream up with other nodes' publishes and purges, one round at a time. */
+  private startRefresh(): void {
+    const every = this.options.refreshIntervalMs ?? 1_000;
+    if (every <= 0) return;
+    this.timer = setInterval(() => {
+      if (this.refreshing || this.closing) return;
+      this.refreshing = true;
+      Promise.allSettled([...this.streamsByName.values()].map((s) => s.refresh())).finally(() => {
+        this.refreshing = false;
+      });
+    }, every);
+    this.timer.unref();
+  }
+
+  stream(name: string): JetStreamMessageStream {
+    const s = this.streamsByName.get(name);
+    if (!s) throw new UnknownStreamError(name);
+    return s;
+  }
+
+  streams(): JetStreamMessageStream[] {
+    return [...this.streamsByName.values()];
+  }
+
+  async addStream(name: string): Promise<JetStreamMessageStream> {
+    const existing = this.streamsByName.get(name);
+    if (existing) return existing;
+    if (this.closing) throw new ShuttingDownError();
+    return this.openStream(name);
+  }
+
+  async removeStream(name: string): Promise<void> {
+    const stream = this.stream(name);
+    const readers = this.options.routes.filter((r) => r.streams.includes(name)).map((r) => r.name);
+    if (readers.length > 0) throw new StreamInUseError(name, readers);
+    this.streamsByName.delete(name);
+    this.streamsByIncarnation.delete(stream.incarnation);
+    this.holds.delete(name);
+    await stream.destroy();
+  }
+
+  holdHistory(stream: string, floor: () => number): void {
+    this.stream(stream);
+    this.holds.set(stream, floor);
+  }
+
+  routeProgress(route: string): JetStreamRouteProgress {
+    const p = this.progress.get(route);
+    if (!p) throw new UnknownRouteError(route);
+    return p;
+  }
+
+  deadLetters(route: string): JetStreamDeadLetters {
+    const d = this.dead.get(route);
+    if (!d) throw new UnknownRouteError(route);
+    return d;
+  }
+
+  /**
+   * Stores the messages as one JetStream message and resolves with their ids once the stream's
+   * PubAck arrived. Streamed payloads are read into memory first (a failing one stores
+   * nothing); the whole batch must fit in the server's max_payload (413 otherwise).
+   */
+  async publish(
+    streamName: string,
+    inputs: readonly PublishInput[],
+    options: MessageStorePublishOptions = {},
+  ): Promise<PublishedRef[]> {
+    if (this.closing) throw new ShuttingDownError();
+    const stream = this.stream(streamName);
+    if (inputs.length === 0) throw new InvalidArgumentError('A publish needs at least one message.');
+    const idem =
+      options.idempotencyKey === undefined
+        ? undefined
+        : { key: options.idempotencyKey, fingerprint: fingerprintOf(inputs) };
+    const bytes = inputs.reduce(
+      (sum, i) => sum + (i.payload instanceof Uint8Array ? i.payload.byteLength : 0),
+      0,
+    );
+    const release = await options.admit?.(streamName, inputs.length, bytes);
+    const run = (async () => {
+      const records = await this.collect(streamName, inputs);
+      return stream.append(records, idem);
+    })();
+    this.inFlight.add(run);
+    try {
+      return await run;
+    } finally {
+      this.inFlight.delete(run);
+      release?.();
+    }
+  }
+
+  /** The batch's records in memory, refused (413) once it cannot fit in one JetStream message. */
+  private async collect(streamName: string, inputs: readonly PublishInput[]): Promise<BatchRecord[]> {
+    const maxPayload = (this.nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE;
+    const metaBytes = inputs.map(
+      (i) => encodeMeta({ key: i.key, headers: i.headers ?? {}, expiresAt: i.expiresAt }).byteLength,
+    );
+    let total = encodedBatchBytes(metaBytes.map((m) => ({ metaBytes: m, payloadBytes: 0 })));
+    const records: BatchRecord[] = [];
+    for (const input of inputs) {
+      let payload: Uint8Array;
+      if (input.payload instanceof Uint8Array) {
+        payload = input.payload;
+        total += payload.byteLength;
+      } else {
+        const parts: Uint8Array[] = [];
+        for await (const chunk of input.payload) {
+          parts.push(chunk);
+          total += chunk.byteLength;
+          if (total > maxPayload) break;
+        }
+        payload = Buffer.concat(parts);
+      }
+      if (total > maxPayload)
+        throw new ClusterPayloadTooLargeError(
+          streamName,
+          total + HEADER_ALLOWANCE,
+          maxPayload + HEADER_ALLOWANCE,
+        );
+      records.push({
+        meta: { key: input.key, headers: input.headers ?? {}, expiresAt: input.expiresAt },
+        payload,
+      });
+    }
+    return records;
+  }
+
+  usedBytes(): number {
+    let used = 0;
+    for (const s of this.streamsByName.values()) used += s.heldBytes;
+    return used;
+  }
+
+  /** Stream and seq of a message id, up to the last seq this node has seen. */
+  locate(id: string): { stream: JetStreamMessageStream; seq: number } {
+    const parsed = parseMessageId(id);
+    const stream = parsed && this.streamsByIncarnation.get(parsed.incarnation);
+    if (!parsed || !stream || parsed.seq > stream.lastSeq) throw new UnknownMessageError(id);
+    return { stream, seq: parsed.seq };
+  }
+
+  async readMessage(streamName: string, seq: number): Promise<StoredMessage | undefined> {
+    const [m] = await this.stream(streamName).read({ fromSeq: seq, maxMessages: 1, untilSeq: seq });
+    return m?.seq === seq ? m : undefined;
+  }
+
+  /**
+   * Purges each JetStream stream below the lowest floor of every route reading it (their
+   * non-final messages and dead letters, as this node knows them) and below its hold; the batch
+   * holding that floor, and always the last batch, are kept. Streams without readers or a hold
+   * keep their history.
+   */
+  async collectGarbage(): Promise<void> {
+    for (const stream of this.streamsByName.values()) {
+      let keepFrom: number | undefined;
+      for (const [route, progress] of this.progress) {
+        const p = progress.streams.get(stream.name);
+        if (!p) continue;
+        const floor = Math.min(
+          p.floor(),
+          this.deadLetters(route).minSeq(stream.name) ?? Number.POSITIVE_INFINITY,
+        );
+        keepFrom = keepFrom === undefined ? floor : Math.min(keepFrom, floor);
+      }
+      const hold = this.holds.get(stream.name);
+      if (hold) keepFrom = Math.min(keepFrom ?? Number.POSITIVE_INFINITY, hold());
+      if (keepFrom === undefined || keepFrom <= stream.firstSeq) continue;
+      await stream.purgeBelow(keepFrom);
+      const first = stream.firstSeq;
+      for (const progress of this.progress.values()) progress.streams.get(stream.name)?.trimBelow(first);
+    }
+  }
+
+  stopIntake(): void {
+    this.closing = true;
+  }
+
+  /** Waits for publishes in flight (their PubAcks), then closes the connection it made. */
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.allSettled([...this.inFlight]);
+    if (this.ownConnection) await this.nc.close().catch(() => {});
+  }
+}
+
+async function bucket(kvm: Kvm, name: string, replicas: number): Promise<KV> {
+  try {
+    return await kvm.create(name, { replicas, history: 1, storage: StorageType.File });
+  } catch (err) {
+    return kvm.open(name).catch(() => Promise.reject(err));
+  }
+}
