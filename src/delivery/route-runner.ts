@@ -17,6 +17,7 @@ import { zeroCounters } from '../store/route-progress.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { Pacer } from './pacer.js';
 import { Prober } from './prober.js';
+import { BacklogReader, type ReadAheadPlan } from './read-ahead.js';
 import { isExpired, Retention } from './retention.js';
 import type { RouteOptions } from './route-options.js';
 import { type RouteEvent, type RouteState, transition } from './route-state.js';
@@ -125,8 +126,7 @@ export class RouteRunner {
   private readonly retention: Retention;
   private pumpDone: Promise<void> = Promise.resolve();
   /** Messages read ahead while a batch was at the target, per stream (at most one batch each). */
-  private readonly prefetched = new Map<string, ReadAhead>();
-  private prefetching: Promise<void> | undefined;
+  private readonly reader: BacklogReader;
   private running = false;
   private readonly idleWaiters: (() => void)[] = [];
 
@@ -150,6 +150,10 @@ export class RouteRunner {
       clock: deps.clock,
       random: deps.random,
       onDue: () => this.pump(),
+    });
+    this.reader = new BacklogReader({
+      backward: deps.options.ordering === 'lifo',
+      batchMaxBytes: deps.options.batchMaxBytes,
     });
     this.retention = new Retention({
       options: deps.options,
@@ -188,7 +192,7 @@ export class RouteRunner {
     for (const t of [this.wakeTimer, this.flushTimer, this.saveTimer]) t?.cancel();
     // A pick or a read-ahead may be reading the log right now: let it finish before the store closes.
     await this.pumpDone;
-    await this.prefetching;
+    await this.reader.busy;
     await this.retention.busy;
     if (this.out.size > 0) {
       const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
@@ -271,37 +275,30 @@ export class RouteRunner {
       void this.send(attempt);
     }
     const { name } = this.state;
-    if (this.out.size > 0 && !this.prefetching && (name === 'forwarding' || name === 'draining')) {
-      this.prefetching = this.prefetch()
-        .catch((err: unknown) => this.deps.onError(err, `route ${this.name}: reading ahead`))
-        .finally(() => {
-          this.prefetching = undefined;
-        });
+    if (this.out.size > 0 && (name === 'forwarding' || name === 'draining')) {
+      this.reader.readAhead(this.deps.options.streams, this.planReadAhead, this.onReadAheadError);
     }
     await this.checkBacklogEmpty();
   }
 
   /**
-   * While a batch is at the target, reads the one that follows it (the target and the disk work
-   * at the same time). Only a cache: the next pick still decides, and skips whatever became final.
+   * What the read-ahead reads in a stream while a batch is at the target: the candidates of the
+   * batch that follows it (a cache only: the next pick still decides).
    */
-  private async prefetch(): Promise<void> {
-    const opts = this.deps.options;
-    const backward = opts.ordering === 'lifo';
-    for (const name of opts.streams) {
-      const stream = this.deps.store.stream(name);
-      const seqs = this.candidates(
-        stream,
-        this.progress.stream(name),
-        opts.batchMaxMessages,
-        this.deps.clock.now(),
-        backward,
-      );
-      if (seqs.length === 0) continue;
-      const { messages } = await this.readCandidates(stream, seqs, backward, true);
-      this.prefetched.set(name, new ReadAhead(messages, backward));
-    }
-  }
+  private readonly planReadAhead = (name: string): ReadAheadPlan => {
+    const stream = this.deps.store.stream(name);
+    const seqs = this.candidates(
+      stream,
+      this.progress.stream(name),
+      this.deps.options.batchMaxMessages,
+      this.deps.clock.now(),
+      this.deps.options.ordering === 'lifo',
+    );
+    return { stream, seqs };
+  };
+
+  private readonly onReadAheadError = (err: unknown): void =>
+    this.deps.onError(err, `route ${this.name}: reading ahead`);
 
   private async nextBatch(): Promise<Attempt | undefined> {
     const { name, cause } = this.state;
@@ -359,7 +356,7 @@ export class RouteRunner {
     for (let expiredAny = true; chosen.length === 0 && expiredAny; ) {
       const seqs = this.candidates(stream, p, lookahead, now, backward, from);
       if (seqs.length === 0) return undefined;
-      const { messages, damaged } = await this.readCandidates(stream, seqs, backward);
+      const { messages, damaged } = await this.reader.read(stream, seqs);
       if (damaged.length > 0)
         await this.deadLetterDamaged(
           stream,
@@ -419,53 +416,6 @@ export class RouteRunner {
       s = backward ? p.done.prevMissing(s - 1) : p.done.nextMissing(s + 1);
     }
     return out;
-  }
-
-  private async readCandidates(
-    stream: MessageStream,
-    seqs: readonly number[],
-    backward: boolean,
-    /** Called by the read-ahead itself (which must not wait for itself). */
-    aheadOfTime = false,
-  ): Promise<{ messages: StoredMessage[]; damaged: number[] }> {
-    const out: StoredMessage[] = [];
-    const damaged: number[] = [];
-    // A read-ahead under way is reading these very records: wait for it rather than read twice.
-    if (this.prefetching && !aheadOfTime) await this.prefetching;
-    let i = 0;
-    while (i < seqs.length) {
-      // One read per run of consecutive seqs.
-      let j = i;
-      while (j + 1 < seqs.length && Math.abs(seqs[j + 1]! - seqs[j]!) === 1) j++;
-      const count = j - i + 1;
-      if (this.prefetched.get(stream.name)?.take(seqs, i, j, out)) {
-        i = j + 1;
-        continue;
-      }
-      const got = await stream.read({
-        fromSeq: seqs[i]!,
-        untilSeq: seqs[j]!,
-        direction: backward ? 'backward' : 'forward',
-        maxMessages: count,
-        maxBytes: Math.max(this.deps.options.batchMaxBytes, 64 * 1024),
-      });
-      for (let k = 0; k < got.length; k++) out.push(got[k]!);
-      // The log skips records it found damaged: those seqs, up to the last record returned
-      // (or the whole run when none was), can never be read. Beyond it: the byte budget.
-      // seqs[i..j] are consecutive, so the last record's place in the run is its distance from
-      // seqs[i]; `got` is in run order, so one pass over both finds the gaps.
-      const reach = got.length === 0 ? j : i + Math.abs(got.at(-1)!.seq - seqs[i]!);
-      if (got.length < reach - i + 1) {
-        let g = 0;
-        for (let k = i; k <= reach; k++) {
-          if (g < got.length && got[g]!.seq === seqs[k]) g++;
-          else damaged.push(seqs[k]!);
-        }
-      }
-      if (reach < j) break;
-      i = j + 1;
-    }
-    return { messages: out, damaged };
   }
 
   /**
@@ -1059,53 +1009,6 @@ class Attempt {
   end(): void {
     this.timer?.cancel();
     this.timer = undefined;
-  }
-}
-
-/**
- * One read-ahead: messages in the order they were read (ascending seqs, or descending for lifo),
- * each handed out at most once.
- */
-class ReadAhead {
-  private readonly taken: Uint8Array;
-
-  constructor(
-    private readonly messages: readonly StoredMessage[],
-    private readonly backward: boolean,
-  ) {
-    this.taken = new Uint8Array(messages.length);
-  }
-
-  /**
-   * Appends the messages of seqs[i..j] (a run of consecutive seqs in reading order) to `out` and
-   * returns true if all of them are here and not yet taken; otherwise changes nothing.
-   */
-  take(seqs: readonly number[], i: number, j: number, out: StoredMessage[]): boolean {
-    const first = this.indexOf(seqs[i]!);
-    const count = j - i + 1;
-    if (first < 0 || first + count > this.messages.length) return false;
-    for (let k = 0; k < count; k++) {
-      if (this.taken[first + k] === 1 || this.messages[first + k]!.seq !== seqs[i + k]) return false;
-    }
-    for (let k = 0; k < count; k++) {
-      this.taken[first + k] = 1;
-      out.push(this.messages[first + k]!);
-    }
-    return true;
-  }
-
-  /** Binary search: the messages are sorted by seq in reading order. */
-  private indexOf(seq: number): number {
-    let lo = 0;
-    let hi = this.messages.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const at = this.messages[mid]!.seq;
-      if (at === seq) return mid;
-      if (this.backward ? at > seq : at < seq) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
   }
 }
 
