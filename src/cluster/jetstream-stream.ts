@@ -11,7 +11,7 @@
  * Reads go to the stream leader (`STREAM.MSG.GET`), not to direct get, which any replica may
  * answer before it has the newest message.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   JetStreamApiCodes,
@@ -64,6 +64,8 @@ interface BatchHead {
 
 interface Batch extends BatchHead {
   records: DecodedRecord[];
+  /** Size of the JetStream message body. */
+  bytes: number;
 }
 
 /** Chunks cover this many JetStream messages (batches) each. */
@@ -71,7 +73,8 @@ const CHUNK_BATCHES = 1000;
 /** Batches fetched in parallel by one read. */
 const READ_AHEAD = 32;
 const HEAD_CACHE = 100_000;
-const BATCH_CACHE = 256;
+/** Decoded batches kept for reads that come back to them (locate, then read). */
+const BATCH_CACHE_BYTES = 8 * 1024 * 1024;
 const MAX_CONFLICTS = 1000;
 
 /** `orders.eu` → `orders_2eeu`: valid in stream names and as one subject token, and injective. */
@@ -112,6 +115,7 @@ export class JetStreamMessageStream implements MessageStream {
   private bytes = 0;
   private readonly heads = new Map<number, BatchHead>();
   private readonly batches = new Map<number, Batch>();
+  private cachedBytes = 0;
   private lock: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -192,13 +196,14 @@ export class JetStreamMessageStream implements MessageStream {
     if (lastJs > this.tail.js) {
       const h = messages === 0 ? undefined : await this.headOf(lastJs);
       // An empty stream was never published to (the last batch is never purged, see purgeBelow).
-      if (h) this.tail = { js: lastJs, ws: h.ws + h.count - 1 };
+      // Checked again after the await: this node's own publishes may have moved the tail on.
+      if (h && lastJs > this.tail.js) this.tail = { js: lastJs, ws: h.ws + h.count - 1 };
     }
     if (messages === 0) {
-      this.head = { js: lastJs + 1, ws: this.tail.ws + 1 };
+      if (lastJs >= this.tail.js) this.head = { js: lastJs + 1, ws: this.tail.ws + 1 };
     } else if (firstJs > this.head.js || this.head.js > this.tail.js) {
       const h = await this.headOf(firstJs);
-      if (h) this.head = { js: firstJs, ws: h.ws };
+      if (h && firstJs >= this.head.js) this.head = { js: firstJs, ws: h.ws };
     }
     for (const js of this.heads.keys()) if (js < this.head.js) this.heads.delete(js);
   }
@@ -226,7 +231,10 @@ export class JetStreamMessageStream implements MessageStream {
     idem: { key: string; fingerprint: string } | undefined,
   ): Promise<PublishedRef[]> {
     const body = encodeBatch(records);
-    const msgID = idem ? `i:${idem.key}` : `r:${randomUUID()}`;
+    // Any string can be an Idempotency-Key; a header value cannot hold every character.
+    const msgID = idem
+      ? `i:${createHash('sha256').update(idem.key).digest('base64url')}`
+      : `r:${randomUUID()}`;
     const deadline = Date.now() + this.ctx.publishTimeoutMs;
     let unanswered = false;
     let conflicts = 0;
@@ -236,7 +244,7 @@ export class JetStreamMessageStream implements MessageStream {
       h.set(BatchHeaders.seq, `${first}`);
       h.set(BatchHeaders.count, `${records.length}`);
       if (idem) {
-        h.set(BatchHeaders.idempotencyKey, idem.key);
+        h.set(BatchHeaders.idempotencyKey, encodeURIComponent(idem.key));
         h.set(BatchHeaders.fingerprint, idem.fingerprint);
       }
       try {
@@ -321,8 +329,13 @@ export class JetStreamMessageStream implements MessageStream {
     const m = await this.ctx.jsm.streams.getMessage(this.jsName, { seq: js });
     if (!m) return undefined;
     const batch = toBatch(m);
-    if (this.batches.size >= BATCH_CACHE) this.batches.delete(this.batches.keys().next().value!);
     this.batches.set(js, batch);
+    this.cachedBytes += m.data.byteLength;
+    for (const [oldest, b] of this.batches) {
+      if (this.cachedBytes <= BATCH_CACHE_BYTES || this.batches.size <= 1) break;
+      this.batches.delete(oldest);
+      this.cachedBytes -= b.bytes;
+    }
     this.remember(batch);
     return batch;
   }
@@ -465,7 +478,11 @@ export class JetStreamMessageStream implements MessageStream {
     const keep = ws > this.tail.ws ? this.tail.js : await this.batchOf(ws);
     if (keep === undefined || keep <= this.head.js) return;
     await this.ctx.jsm.streams.purge(this.jsName, { seq: keep });
-    for (const js of this.batches.keys()) if (js < keep) this.batches.delete(js);
+    for (const [js, b] of this.batches) {
+      if (js >= keep) continue;
+      this.batches.delete(js);
+      this.cachedBytes -= b.bytes;
+    }
     await this.refresh();
   }
 
@@ -487,8 +504,18 @@ function toBatch(m: StoredMsg): Batch {
     ws,
     count,
     time: m.time.getTime(),
-    idempotencyKey: m.header.get(BatchHeaders.idempotencyKey) || undefined,
+    idempotencyKey: decodeKey(m.header.get(BatchHeaders.idempotencyKey)),
     fingerprint: m.header.get(BatchHeaders.fingerprint) || undefined,
     records,
+    bytes: m.data.byteLength,
   };
+}
+
+function decodeKey(value: string): string | undefined {
+  if (!value) return undefined;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
