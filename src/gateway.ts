@@ -24,6 +24,7 @@ import { StagingBudget } from './ingest/http/body-guard.js';
 import { publishRoutes } from './ingest/http/publish.js';
 import type { Broker } from './ingest/mqtt/broker.js';
 import { MqttServer } from './ingest/mqtt/server.js';
+import { VERSION } from './version.js';
 import { Waystation, type WaystationOptions } from './waystation.js';
 
 export interface GatewayOptions {
@@ -37,11 +38,11 @@ export interface GatewayOptions {
   mqttListen?: string;
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
+  /** pino level (trace, debug, info, warn, error, fatal, silent); default WAYSTATION_LOG_LEVEL, then info. */
+  logLevel?: string;
   /** Passed to Waystation.open (tests inject targets). */
   waystation?: Pick<WaystationOptions, 'targets'>;
 }
-
-const VERSION = '0.1.0';
 
 interface Readiness {
   ready: boolean;
@@ -65,7 +66,7 @@ export class Gateway {
     const logger =
       options.logger ??
       pino({
-        level: env.WAYSTATION_LOG_LEVEL ?? 'info',
+        level: options.logLevel ?? env.WAYSTATION_LOG_LEVEL ?? 'info',
         transport: process.stdout.isTTY
           ? { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } }
           : undefined,
@@ -83,7 +84,7 @@ export class Gateway {
     const baseDir = options.configPath ? dirname(resolve(options.configPath)) : process.cwd();
     logger.info(
       { config: options.configPath ?? '(embedded default)', dataDir: resolve(baseDir, parsed.dataDir) },
-      'starting waystation',
+      `starting waystation ${VERSION}`,
     );
 
     let ws: Waystation | undefined;

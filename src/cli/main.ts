@@ -5,16 +5,18 @@
  * (`--url`/`WAYSTATION_URL`, `--token`/`WAYSTATION_TOKEN`). Failures print one line and exit 1.
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { Command, Option } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { parseConfig } from '../config/resolve.js';
+import { starterConfig } from '../config/starter.js';
 import { ConfigError, WaystationError } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import { hashToken } from '../ingest/http/auth.js';
 import { hashSecret } from '../ingest/secret-hash.js';
 import { ApiClient, ApiError } from './client.js';
+import { VERSION } from '../version.js';
 import { printTable } from './table.js';
 
 // `waystation routes | head` closes the pipe early: that is not an error.
@@ -23,11 +25,13 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
 const program = new Command();
 program
   .name('waystation')
   .description('Durable store-and-forward message gateway')
-  .version('0.1.0')
+  .version(VERSION)
   .showHelpAfterError();
 
 const urlOption = () =>
@@ -44,8 +48,17 @@ program
   .description('run the gateway (without --config: the embedded default configuration)')
   .option('--config <file>', 'YAML or JSON configuration file')
   .option('--data-dir <dir>', 'data directory (overrides the configuration)')
-  .action(async (opts: { config?: string; dataDir?: string }) => {
-    const gateway = await Gateway.start({ configPath: opts.config, dataDir: opts.dataDir });
+  .addOption(
+    new Option('--log-level <level>', 'log level (overrides WAYSTATION_LOG_LEVEL; default info)').choices(
+      LOG_LEVELS,
+    ),
+  )
+  .action(async (opts: { config?: string; dataDir?: string; logLevel?: string }) => {
+    const gateway = await Gateway.start({
+      configPath: opts.config,
+      dataDir: opts.dataDir,
+      logLevel: opts.logLevel,
+    });
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -74,6 +87,30 @@ program
     const { warnings, routes, streams } = parseConfig(await loadConfigFile(opts.config));
     for (const w of warnings) process.stdout.write(`warning: ${w.path}: ${w.message}\n`);
     process.stdout.write(`${opts.config}: valid (${streams.length} streams, ${routes.length} routes)\n`);
+  });
+
+program
+  .command('init')
+  .description('write a commented starter configuration (default ./waystation.yaml) that validate accepts')
+  .argument('[file]', 'where to write it; "-" for standard output', 'waystation.yaml')
+  .option('--mqtt', 'include the MQTT broker with a store-and-forward topic')
+  .option('--force', 'overwrite an existing file')
+  .action(async (file: string, opts: { mqtt?: boolean; force?: boolean }) => {
+    const text = starterConfig({ mqtt: opts.mqtt });
+    if (file === '-') {
+      process.stdout.write(text);
+      return;
+    }
+    try {
+      await writeFile(file, text, { flag: opts.force ? 'w' : 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new UsageError(`${file} exists; pass --force to overwrite it, or name another file`);
+      throw new UsageError(`cannot write ${file}: ${(err as Error).message}`);
+    }
+    process.stdout.write(
+      `wrote ${file}\nnext: waystation validate --config ${file} && waystation start --config ${file}\n`,
+    );
   });
 
 program
@@ -412,7 +449,7 @@ function printRoutes(routes: Record<string, unknown>[]): void {
 
 /**
  * A failure as one line: what happened, and for Waystation errors their stable code. The stack
- * trace only with WAYSTATION_LOG_LEVEL=debug (or trace).
+ * trace only at log level debug or trace (--log-level, or WAYSTATION_LOG_LEVEL).
  */
 function failureLine(err: unknown): string {
   if (err instanceof ConfigError) {
@@ -431,7 +468,8 @@ function oneLine(text: string): string {
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`waystation: ${failureLine(err)}\n`);
-  const level = process.env.WAYSTATION_LOG_LEVEL;
+  const level =
+    program.commands.find((c) => c.name() === 'start')?.opts().logLevel ?? process.env.WAYSTATION_LOG_LEVEL;
   if ((level === 'debug' || level === 'trace') && err instanceof Error && err.stack) {
     process.stderr.write(`${err.stack}\n`);
   }
