@@ -10,6 +10,7 @@ import { dirname, resolve } from 'node:path';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { type Logger, pino } from 'pino';
+import { DOCS_PAGE_CSP, type OpenApiDocument, renderDocsPage } from './admin/docs-page.js';
 import { createMetrics, type Metrics } from './admin/metrics.js';
 import { filterMetricsText } from './admin/metrics-reach.js';
 import { mqttTopicRoutes } from './admin/mqtt-topics.js';
@@ -331,5 +332,12 @@ export async function buildHttpApp(
     });
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/docs', { schema: { hide: true } }, async (_req, reply) =>
+    reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('content-security-policy', DOCS_PAGE_CSP)
+      .header('x-content-type-options', 'nosniff')
+      .send(renderDocsPage(app.swagger() as OpenApiDocument)),
+  );
   return app;
 }
