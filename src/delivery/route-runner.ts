@@ -16,9 +16,10 @@ import type { FinalState, MessageState, RouteCounters, StreamProgress } from '..
 import { zeroCounters } from '../store/route-progress.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { Pacer } from './pacer.js';
+import { attemptKey, Picker, type RetryWait } from './picker.js';
 import { Prober } from './prober.js';
 import { BacklogReader, type ReadAheadPlan } from './read-ahead.js';
-import { isExpired, Retention } from './retention.js';
+import { Retention } from './retention.js';
 import type { RouteOptions } from './route-options.js';
 import { type RouteEvent, type RouteState, transition } from './route-state.js';
 import type { Delivery, Outcome, Target } from './target.js';
@@ -91,8 +92,6 @@ interface Batch {
 /** An attempt older than its timeout by this much is reported as overdue, ms. */
 export const OVERDUE_GRACE_MS = 1_000;
 
-const LOOKAHEAD_MIN = 256;
-
 export class RouteRunner {
   readonly name: string;
   private state: RouteState;
@@ -102,7 +101,7 @@ export class RouteRunner {
   private readonly flying = new Map<string, Map<number, string | undefined>>();
   private readonly attempts = new Map<string, number>();
   /** With storeAndForward off: a nacked message waits until then; its key blocks in key mode. */
-  private readonly retryAt = new Map<string, { at: number; key: string | undefined }>();
+  private readonly retryAt = new Map<string, RetryWait>();
   /** Attempts at the target now, each with its timer armed. */
   private readonly out = new Set<Attempt>();
   private overdueCount = 0;
@@ -115,8 +114,8 @@ export class RouteRunner {
   private flushNow = false;
   /** The replay.ratePerSecond token bucket while draining. */
   private readonly pacer: Pacer;
-  /** Unordered draining: seqs from here on arrived after the drain began and go out unpaced. */
-  private readonly liveFrom = new Map<string, number>();
+  /** Which pending messages go next, by ordering (and, unordered, what is live while draining). */
+  private readonly picker: Picker;
   private nextStream = 0;
   private pumping = false;
   private pumpAgain = false;
@@ -150,6 +149,14 @@ export class RouteRunner {
       clock: deps.clock,
       random: deps.random,
       onDue: () => this.pump(),
+    });
+    this.picker = new Picker({
+      options: deps.options,
+      inFlight: this.flying,
+      retryWaits: this.retryAt,
+      deadKeys: (stream) => this.dead.keysOf(stream),
+      wakeIn: (ms) => this.wakeIn(ms),
+      expire: (stream, p, seqs) => this.settle(stream, p, seqs, 'expired'),
     });
     this.reader = new BacklogReader({
       backward: deps.options.ordering === 'lifo',
@@ -240,9 +247,7 @@ export class RouteRunner {
 
   private enterDraining(): void {
     this.pacer.refill(this.deps.clock.now());
-    for (const name of this.deps.options.streams) {
-      this.liveFrom.set(name, this.deps.store.stream(name).lastSeq + 1);
-    }
+    this.picker.beginDrain(this.deps.options.streams.map((name) => this.deps.store.stream(name)));
   }
 
   // ------------------------------------------------------------------ dispatch
@@ -287,12 +292,11 @@ export class RouteRunner {
    */
   private readonly planReadAhead = (name: string): ReadAheadPlan => {
     const stream = this.deps.store.stream(name);
-    const seqs = this.candidates(
+    const seqs = this.picker.candidates(
       stream,
       this.progress.stream(name),
       this.deps.options.batchMaxMessages,
       this.deps.clock.now(),
-      this.deps.options.ordering === 'lifo',
     );
     return { stream, seqs };
   };
@@ -331,13 +335,13 @@ export class RouteRunner {
     const now = this.deps.clock.now();
     const p = this.progress.stream(stream.name);
     const draining = this.state.name === 'draining';
-    const backward = opts.ordering === 'lifo';
+    const { rules } = this.picker;
     let paced = draining && !probe && this.pacer.limited;
     let from: number | undefined;
-    if (draining && opts.ordering === 'unordered' && !probe) {
+    if (draining && rules.liveFirst && !probe) {
       // Live messages first and unpaced; the backlog below liveFrom drains beside them, paced.
-      const live = this.liveFrom.get(stream.name) ?? Number.POSITIVE_INFINITY;
-      if (this.candidates(stream, p, limit, now, false, live).length > 0) {
+      const live = this.picker.liveFromOf(stream.name) ?? Number.POSITIVE_INFINITY;
+      if (this.picker.candidates(stream, p, limit, now, live).length > 0) {
         from = live;
         paced = false;
       }
@@ -350,11 +354,11 @@ export class RouteRunner {
         return undefined;
       }
     }
-    const lookahead = opts.ordering === 'key' ? Math.max(LOOKAHEAD_MIN, max * 4) : max;
+    const lookahead = rules.lookahead(max);
     let chosen: StoredMessage[] = [];
     // Expired messages found on the way are settled, which moves the candidates on: look again.
     for (let expiredAny = true; chosen.length === 0 && expiredAny; ) {
-      const seqs = this.candidates(stream, p, lookahead, now, backward, from);
+      const seqs = this.picker.candidates(stream, p, lookahead, now, from);
       if (seqs.length === 0) return undefined;
       const { messages, damaged } = await this.reader.read(stream, seqs);
       if (damaged.length > 0)
@@ -364,7 +368,7 @@ export class RouteRunner {
           damaged.filter((s) => !p.done.has(s)),
         );
       const before = this.progress.counters.expired;
-      chosen = this.choose(stream, p, messages, max, now);
+      chosen = this.picker.choose(stream, p, messages, max, now);
       expiredAny = this.progress.counters.expired > before || damaged.length > 0;
     }
     if (chosen.length === 0) return undefined;
@@ -387,35 +391,6 @@ export class RouteRunner {
     this.flushTimer = undefined;
     if (paced) this.pacer.take(chosen.length);
     return this.begin({ stream, messages: chosen, probe });
-  }
-
-  /** Pending seqs not at the target and not waiting for a retry, in delivery order. */
-  private candidates(
-    stream: MessageStream,
-    p: StreamProgress,
-    limit: number,
-    now: number,
-    backward: boolean,
-    from?: number,
-  ): number[] {
-    const flying = this.flying.get(stream.name)!;
-    const last = stream.lastSeq;
-    const out: number[] = [];
-    const start = Math.max(p.start, from ?? p.start);
-    let s = backward ? p.done.prevMissing(last) : p.done.nextMissing(start);
-    while ((backward ? s >= start : s <= last) && out.length < limit) {
-      if (!flying.has(s)) {
-        const wait = this.retryAt.size === 0 ? undefined : this.retryAt.get(attemptKey(stream.name, s));
-        if (wait === undefined || wait.at <= now) out.push(s);
-        else if (this.deps.options.ordering === 'fifo') {
-          // Strict order: nothing newer passes a message waiting for its retry.
-          this.wakeIn(wait.at - now);
-          break;
-        } else this.wakeIn(wait.at - now);
-      }
-      s = backward ? p.done.prevMissing(s - 1) : p.done.nextMissing(s + 1);
-    }
-    return out;
   }
 
   /**
@@ -447,52 +422,6 @@ export class RouteRunner {
       ),
       `route ${this.name}: reading the backlog`,
     );
-  }
-
-  /** Drops expired messages (counted) and applies key blocking and the batch byte limit. */
-  private choose(
-    stream: MessageStream,
-    p: StreamProgress,
-    messages: StoredMessage[],
-    max: number,
-    now: number,
-  ): StoredMessage[] {
-    const opts = this.deps.options;
-    const chosen: StoredMessage[] = [];
-    const expired: number[] = [];
-    const blocked = opts.ordering === 'key' ? this.blockedKeys(stream.name, now) : undefined;
-    let bytes = 0;
-    const flying = this.flying.get(stream.name)!;
-    for (let i = 0; i < messages.length; i++) {
-      const m = messages[i]!;
-      // The read was asynchronous: retention, a purge or another pick may have taken it meanwhile.
-      if (p.done.has(m.seq) || flying.has(m.seq)) continue;
-      if (isExpired(m, now, opts.maxAgeMs)) {
-        expired.push(m.seq);
-        continue;
-      }
-      if (blocked && m.key !== undefined && blocked.has(m.key)) continue;
-      if (chosen.length > 0 && bytes + m.payloadBytes > opts.batchMaxBytes) break;
-      chosen.push(m);
-      bytes += m.payloadBytes;
-      if (chosen.length >= max) break;
-    }
-    if (expired.length > 0) this.settle(stream.name, p, expired, 'expired');
-    return chosen;
-  }
-
-  private blockedKeys(stream: string, now: number): Set<string> {
-    const keys = new Set<string>();
-    for (const key of this.flying.get(stream)!.values()) if (key !== undefined) keys.add(key);
-    for (const [k, wait] of this.retryAt)
-      if (wait.at > now && wait.key !== undefined && k.startsWith(`${stream}:`)) {
-        keys.add(wait.key);
-        // What this key holds back must be looked at again when the wait ends.
-        this.wakeIn(wait.at - now);
-      }
-    // IBM event sequencing: a dead-lettered message blocks its key until resubmitted or deleted.
-    for (const key of this.dead.keysOf(stream)) keys.add(key);
-    return keys;
   }
 
   private wakeIn(ms: number): void {
@@ -754,10 +683,10 @@ export class RouteRunner {
 
   private async checkBacklogEmpty(): Promise<void> {
     if (this.state.name !== 'draining' || this.out.size > 0) return;
-    const unordered = this.deps.options.ordering === 'unordered';
+    const unordered = this.picker.rules.liveFirst;
     for (const name of this.deps.options.streams) {
       const p = this.progress.stream(name);
-      const last = unordered ? (this.liveFrom.get(name) ?? 1) - 1 : this.deps.store.stream(name).lastSeq;
+      const last = unordered ? (this.picker.liveFromOf(name) ?? 1) - 1 : this.deps.store.stream(name).lastSeq;
       if (pendingIn(p, last) > 0) return;
     }
     this.apply({ type: 'backlogEmpty' });
@@ -1010,10 +939,6 @@ class Attempt {
     this.timer?.cancel();
     this.timer = undefined;
   }
-}
-
-function attemptKey(stream: string, seq: number): string {
-  return `${stream}:${seq}`;
 }
 
 function pendingIn(p: StreamProgress, last: number): number {
