@@ -15,7 +15,13 @@
  *
  * `dataDir` holds only node-local files (adapters' state); nothing of the store lives there.
  */
-import { type JetStreamManager, jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
+import {
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  StorageType,
+} from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import {
@@ -60,6 +66,8 @@ export interface JetStreamStoreOptions {
   /** How often first/last seqs are caught up with what other nodes published and purged. Default 1 000 ms; 0 never. */
   refreshIntervalMs?: number;
   now?: () => number;
+  /** Wraps the JetStream client publishes go through (fault injection in tests: lost PubAcks). */
+  wrapJetStream?: (js: JetStreamClient) => JetStreamClient;
 }
 
 const PREFIX = /^[A-Za-z0-9_-]{1,32}$/;
@@ -91,6 +99,13 @@ export class JetStreamStore implements MessageStore {
     if (!PREFIX.test(prefix))
       throw new InvalidArgumentError(`cluster prefix "${prefix}" must be 1-32 letters, digits, '_' or '-'.`);
     const replicas = options.replicas ?? 3;
+    const dedupWindowMs = options.dedupWindowMs ?? 120_000;
+    const publishTimeoutMs = options.publishTimeoutMs ?? 10_000;
+    // A retry of an unanswered attempt must still find it in the duplicate window.
+    if (dedupWindowMs < publishTimeoutMs)
+      throw new InvalidArgumentError(
+        `dedupWindowMs (${dedupWindowMs}) must be at least publishTimeoutMs (${publishTimeoutMs}): a publish retried after an unanswered PubAck could otherwise be stored twice.`,
+      );
     const servers = options.servers;
     if (!options.nc && !servers) throw new InvalidArgumentError('JetStreamStore.open needs nc or servers.');
     let nc: NatsConnection;
@@ -107,11 +122,13 @@ export class JetStreamStore implements MessageStore {
       const jsm = await jetstreamManager(nc, { timeout: 5_000 });
       const ctx: JetStreamStreamContext = {
         jsm,
-        js: jetstream(nc, { timeout: options.ackTimeoutMs ?? 2_000 }),
+        js: (options.wrapJetStream ?? ((js) => js))(
+          jetstream(nc, { timeout: options.ackTimeoutMs ?? 2_000 }),
+        ),
         prefix,
         replicas,
-        dedupWindowMs: options.dedupWindowMs ?? 120_000,
-        publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
+        dedupWindowMs,
+        publishTimeoutMs,
         ackTimeoutMs: options.ackTimeoutMs ?? 2_000,
       };
       const kvm = new Kvm(nc);

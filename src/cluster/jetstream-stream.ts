@@ -374,7 +374,23 @@ export class JetStreamMessageStream implements MessageStream {
     return undefined;
   }
 
-  async read(options: ReadMessagesOptions): Promise<StoredMessage[]> {
+  /** Reads bounded by count and bytes (at least one message), as the embedded log's. */
+  read(options: ReadMessagesOptions): Promise<StoredMessage[]> {
+    return this.guard('read', () => this.readNow(options));
+  }
+
+  /** NATS down or no leader: a clear 503 instead of the client's error. */
+  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isUnavailable(err))
+        throw new ClusterUnavailableError(`Stream "${this.name}" could not be ${what}`, { cause: err });
+      throw err;
+    }
+  }
+
+  private async readNow(options: ReadMessagesOptions): Promise<StoredMessage[]> {
     const backward = options.direction === 'backward';
     const maxMessages = options.maxMessages ?? 1000;
     let budget = options.maxBytes ?? 4 * 1024 * 1024;
@@ -439,7 +455,11 @@ export class JetStreamMessageStream implements MessageStream {
   }
 
   /** Runs of CHUNK_BATCHES batches with the server times of their first and last batch. */
-  async chunks(): Promise<StreamChunk[]> {
+  chunks(): Promise<StreamChunk[]> {
+    return this.guard('described', () => this.chunksNow());
+  }
+
+  private async chunksNow(): Promise<StreamChunk[]> {
     const out: StreamChunk[] = [];
     const { head, tail } = this;
     const batches = tail.js - head.js + 1;
@@ -463,7 +483,7 @@ export class JetStreamMessageStream implements MessageStream {
   async bytesFrom(seq: number): Promise<number> {
     if (seq > this.lastSeq) return 0;
     if (seq <= this.firstSeq) return this.bytes;
-    const js = await this.batchOf(seq);
+    const js = await this.guard('measured', () => this.batchOf(seq));
     if (js === undefined) return 0;
     return Math.round((this.bytes * (this.tail.js - js + 1)) / (this.tail.js - this.head.js + 1));
   }
@@ -472,7 +492,11 @@ export class JetStreamMessageStream implements MessageStream {
    * Purges the batches wholly below Waystation seq `ws` (a batch holding `ws` is kept whole). The
    * last batch is always kept: its `Ws-Seq` is how a restarted node knows where numbering goes on.
    */
-  async purgeBelow(ws: number): Promise<void> {
+  purgeBelow(ws: number): Promise<void> {
+    return this.guard('purged', () => this.purgeNow(ws));
+  }
+
+  private async purgeNow(ws: number): Promise<void> {
     await this.refresh();
     if (this.tail.js === 0) return;
     const keep = ws > this.tail.ws ? this.tail.js : await this.batchOf(ws);

@@ -5,7 +5,8 @@
  * Runs under `npm run test:services`.
  */
 import { randomBytes } from 'node:crypto';
-import { connect } from '@nats-io/transport-node';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { connect, errors as natsErrors } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamStore, type JetStreamStoreOptions } from '../../src/cluster/jetstream-store.js';
 import type { PublishedRef } from '../../src/store/stream.js';
@@ -162,6 +163,51 @@ describe.skipIf(!services)('the JetStream store on a cluster (run with npm run t
     const read = await store.stream('orders').read({ fromSeq: 1 });
     expect(read.map((m) => m.seq)).toEqual(Array.from({ length: read.length }, (_, i) => i + 1));
     expect(read.at(-1)!.payload?.toString()).toBe('after');
+  });
+
+  /** A JetStream client whose first publish commits but whose PubAck is lost (after `meanwhile`). */
+  const losingFirstAck = (meanwhile: () => Promise<unknown> = async () => {}) => {
+    let calls = 0;
+    return (js: JetStreamClient): JetStreamClient =>
+      new Proxy(js, {
+        get(target, prop, receiver) {
+          if (prop !== 'publish') return Reflect.get(target, prop, receiver);
+          return async (...args: Parameters<JetStreamClient['publish']>) => {
+            const ack = await target.publish(...args);
+            if (calls++ > 0) return ack;
+            await meanwhile();
+            throw new natsErrors.TimeoutError();
+          };
+        },
+      });
+  };
+
+  it('answers a publish whose PubAck was lost with the committed ids, stored once', async () => {
+    const prefix = place();
+    const store = await node(prefix, { wrapJetStream: losingFirstAck() });
+    const refs = await store.publish('orders', [{ payload: bytes('a') }, { payload: bytes('b') }]);
+    expect(refs.map((r) => r.seq)).toEqual([1, 2]);
+    const info = await store.jetstreamManager.streams.info(`${prefix}_s_orders`);
+    expect(info.state.messages).toBe(1);
+    expect((await store.publish('orders', [{ payload: bytes('c') }]))[0]!.seq).toBe(3);
+  });
+
+  it('answers a lost PubAck correctly when another node published before the retry', async () => {
+    const prefix = place();
+    const other = await node(prefix);
+    let theirs: PublishedRef[] = [];
+    const store = await node(prefix, {
+      wrapJetStream: losingFirstAck(async () => {
+        theirs = await other.publish('orders', [{ payload: bytes('theirs') }]);
+      }),
+    });
+    const ours = await store.publish('orders', [{ payload: bytes('ours') }], { idempotencyKey: 'k1' });
+    expect([ours[0]!.seq, theirs[0]!.seq]).toEqual([1, 2]);
+    // This node learns of the other's publish at the next refresh (docs/cluster.md).
+    await store.stream('orders').refresh();
+    const read = await store.stream('orders').read({ fromSeq: 1 });
+    expect(read.map((m) => m.payload?.toString())).toEqual(['ours', 'theirs']);
+    expect(store.stream('orders').lastSeq).toBe(2);
   });
 
   it('refuses a progress write based on a revision another node overtook', async () => {
