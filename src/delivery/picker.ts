@@ -18,6 +18,7 @@ import type { MessageStream } from '../store/backend.js';
 import type { StoredMessage } from '../store/message.js';
 import type { StreamProgress } from '../store/route-progress.js';
 import { isExpired } from './retention.js';
+import { attemptKey, type RetryWait } from './retries.js';
 import type { Ordering, RouteOptions } from './route-options.js';
 
 /** How one ordering picks. */
@@ -57,17 +58,6 @@ export const orderingRules: Readonly<Record<Ordering, OrderingRules>> = Object.f
     lookahead: (max: number) => Math.max(KEY_LOOKAHEAD_MIN, max * 4),
   },
 });
-
-/** A message that waits for its retry until `at` (ms); its key blocks in key mode. */
-export interface RetryWait {
-  at: number;
-  key: string | undefined;
-}
-
-/** The key of a message in the retry bookkeeping maps. */
-export function attemptKey(stream: string, seq: number): string {
-  return `${stream}:${seq}`;
-}
 
 export interface PickerDeps {
   options: Readonly<Pick<RouteOptions, 'ordering' | 'maxAgeMs' | 'batchMaxBytes'>>;

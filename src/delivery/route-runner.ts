@@ -16,10 +16,11 @@ import { zeroCounters } from '../store/route-progress.js';
 import { Attempt, type Batch, MessageDelivery } from './attempt.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { Pacer } from './pacer.js';
-import { attemptKey, Picker, type RetryWait } from './picker.js';
+import { Picker } from './picker.js';
 import { Prober } from './prober.js';
 import { BacklogReader, type ReadAheadPlan } from './read-ahead.js';
 import { Retention } from './retention.js';
+import { attemptKey, Retries } from './retries.js';
 import type { RouteOptions } from './route-options.js';
 import { type RouteEvent, type RouteState, transition } from './route-state.js';
 import type { Delivery, Outcome, Target } from './target.js';
@@ -93,9 +94,8 @@ export class RouteRunner {
   private readonly dead: DeadLetterStore;
   /** stream → seq → ordering key, for messages at the target now. */
   private readonly flying = new Map<string, Map<number, string | undefined>>();
-  private readonly attempts = new Map<string, number>();
-  /** With storeAndForward off: a nacked message waits until then; its key blocks in key mode. */
-  private readonly retryAt = new Map<string, RetryWait>();
+  /** Attempts per nacked message; with storeAndForward off, until when each waits for its retry. */
+  private readonly retries: Retries;
   /** Attempts at the target now, each with its timer armed. */
   private readonly out = new Set<Attempt>();
   private overdueCount = 0;
@@ -144,10 +144,11 @@ export class RouteRunner {
       random: deps.random,
       onDue: () => this.pump(),
     });
+    this.retries = new Retries(deps.options);
     this.picker = new Picker({
       options: deps.options,
       inFlight: this.flying,
-      retryWaits: this.retryAt,
+      retryWaits: this.retries.waits,
       deadKeys: (stream) => this.dead.keysOf(stream),
       wakeIn: (ms) => this.wakeIn(ms),
       expire: (stream, p, seqs) => this.settle(stream, p, seqs, 'expired'),
@@ -494,7 +495,7 @@ export class RouteRunner {
       const deliveries: Delivery[] = new Array(messages.length);
       for (let i = 0; i < messages.length; i++) {
         const m = messages[i]!;
-        const n = this.attempts.size === 0 ? 1 : (this.attempts.get(attemptKey(stream.name, m.seq)) ?? 0) + 1;
+        const n = this.retries.nextAttempt(stream.name, m.seq);
         if (n > 1 || (p.wasInFlight.rangeCount > 0 && p.wasInFlight.has(m.seq))) {
           this.progress.counters.redelivered++;
           p.wasInFlight.delete(m.seq);
@@ -578,38 +579,33 @@ export class RouteRunner {
       const m = messages[i]!;
       const outcome = outcomes[i];
       if (outcome === undefined) continue;
-      if (outcome.kind === 'ack' && this.attempts.size === 0 && this.retryAt.size === 0) {
+      if (outcome.kind === 'ack' && this.retries.empty) {
         // The common case, kept cheap: nothing was ever retried.
         delivered.push(m.seq);
         continue;
       }
       const key = attemptKey(streamName, m.seq);
-      const attempts = (this.attempts.get(key) ?? 0) + 1;
+      const attempts = this.retries.failedAttempts(key) + 1;
       if (outcome.kind === 'ack') {
         delivered.push(m.seq);
-        this.attempts.delete(key);
-        this.retryAt.delete(key);
+        this.retries.forget(key);
         continue;
       }
       if (outcome.kind === 'error') {
         dead.push(this.letter(m, 'error', attempts, outcome.reason, now));
-        this.attempts.delete(key);
-        this.retryAt.delete(key);
+        this.retries.forget(key);
         continue;
       }
       this.progress.counters.failures++;
       nackReason = outcome.reason;
       if (outcome.retryAfterMs !== undefined) this.prober.retryAfter(outcome.retryAfterMs);
-      this.attempts.set(key, attempts);
+      this.retries.failed(key, attempts);
       if (!opts.storeAndForward) {
         if (attempts >= opts.retryAttempts) {
           dead.push(this.letter(m, 'retries-exhausted', attempts, outcome.reason, now));
-          this.attempts.delete(key);
-          this.retryAt.delete(key);
+          this.retries.forget(key);
         } else {
-          const backoff = Math.min(opts.retryBackoffMaxMs, opts.retryBackoffMs * 2 ** (attempts - 1));
-          const at = now + Math.max(backoff, outcome.retryAfterMs ?? 0);
-          this.retryAt.set(key, { at, key: m.key });
+          const at = this.retries.wait(key, m.key, attempts, now, outcome.retryAfterMs);
           this.wakeIn(at - now);
         }
       }
@@ -657,22 +653,13 @@ export class RouteRunner {
     }
     // A message that became final (purged, pruned, expired…) while waiting for its retry must
     // not keep blocking its key: its retry bookkeeping goes with it.
-    if (this.retryAt.size > 0 || this.attempts.size > 0) this.forgetFinal(stream, p);
+    this.retries.forgetFinal(stream, p);
     const c = this.progress.counters;
     if (state === 'delivered') c.forwarded += seqs.length;
     else if (state === 'dead') c.deadLettered += seqs.length;
     else c[state] += seqs.length;
     this.scheduleSave();
     this.deps.onSettled(stream);
-  }
-
-  private forgetFinal(stream: string, p: StreamProgress): void {
-    const prefix = `${stream}:`;
-    for (const map of [this.retryAt, this.attempts] as Map<string, unknown>[]) {
-      for (const k of map.keys()) {
-        if (k.startsWith(prefix) && p.done.has(Number(k.slice(prefix.length)))) map.delete(k);
-      }
-    }
   }
 
   private async checkBacklogEmpty(): Promise<void> {
@@ -735,7 +722,7 @@ export class RouteRunner {
     await this.dead.remove(letters);
     for (const l of letters) {
       this.progress.stream(l.stream).unmarkDead(l.seq);
-      this.attempts.delete(attemptKey(l.stream, l.seq));
+      this.retries.restart(attemptKey(l.stream, l.seq));
     }
     await this.saveNow();
     this.pump();

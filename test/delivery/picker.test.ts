@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  attemptKey,
-  KEY_LOOKAHEAD_MIN,
-  orderingRules,
-  Picker,
-  type RetryWait,
-} from '../../src/delivery/picker.js';
+import { KEY_LOOKAHEAD_MIN, orderingRules, Picker } from '../../src/delivery/picker.js';
+import { attemptKey, type RetryWait } from '../../src/delivery/retries.js';
 import type { Ordering } from '../../src/delivery/route-options.js';
 import type { MessageStream } from '../../src/store/backend.js';
 import type { StoredMessage } from '../../src/store/message.js';
