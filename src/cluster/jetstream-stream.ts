@@ -50,6 +50,8 @@ export interface JetStreamStreamContext {
   publishTimeoutMs: number;
   /** How long one PubAck is waited for before the publish is sent again (same Nats-Msg-Id). */
   ackTimeoutMs: number;
+  /** Pause before a publish is sent again after no answer or no leader. Default 100 ms. */
+  retryDelayMs?: number;
 }
 
 /** What the first message of a JetStream message (a batch) says. */
@@ -192,6 +194,7 @@ export class JetStreamMessageStream implements MessageStream {
 
   private async apply(info: StreamInfo): Promise<void> {
     const { first_seq: firstJs, last_seq: lastJs, messages, bytes } = info.state;
+    const headBefore = this.head.js;
     this.bytes = bytes;
     if (lastJs > this.tail.js) {
       const h = messages === 0 ? undefined : await this.headOf(lastJs);
@@ -205,7 +208,8 @@ export class JetStreamMessageStream implements MessageStream {
       const h = await this.headOf(firstJs);
       if (h && firstJs >= this.head.js) this.head = { js: firstJs, ws: h.ws };
     }
-    for (const js of this.heads.keys()) if (js < this.head.js) this.heads.delete(js);
+    if (this.head.js !== headBefore)
+      for (const js of this.heads.keys()) if (js < this.head.js) this.heads.delete(js);
   }
 
   // ------------------------------------------------------------------ publish
@@ -273,7 +277,7 @@ export class JetStreamMessageStream implements MessageStream {
             cause: err,
             mayHaveCommitted: unanswered,
           });
-        await sleep(100);
+        await sleep(this.ctx.retryDelayMs ?? 100);
       }
     }
   }
@@ -288,7 +292,7 @@ export class JetStreamMessageStream implements MessageStream {
             cause: err,
             mayHaveCommitted: unanswered,
           });
-        await sleep(100);
+        await sleep(this.ctx.retryDelayMs ?? 100);
       }
     }
   }
