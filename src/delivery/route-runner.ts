@@ -3,6 +3,12 @@
  * batches to the target, turns outcomes into final states (delivered, dead) and state-machine
  * events, probes while storing, paces the replay while draining, and enforces retention.
  *
+ * The runner owns the route's state machine, what is at the target, dispatch and saving
+ * progress; each other job is a collaborator with its own module and tests, wired here:
+ * picking by ordering (`picker.ts`), reading and read-ahead (`read-ahead.ts`), the replay pacer
+ * (`pacer.ts`), the prober (`prober.ts`), retry bookkeeping (`retries.ts`), retention
+ * (`retention.ts`) and the delivery attempt with its timer (`attempt.ts`).
+ *
  * All mutable delivery state that must survive a restart lives in the store's route progress and
  * dead letters; what lives here (in-flight sets, attempt counts, timers) is rebuilt by starting
  * again: messages in flight at a crash are simply pending and go out again (at-least-once).
@@ -90,38 +96,48 @@ export const OVERDUE_GRACE_MS = 1_000;
 export class RouteRunner {
   readonly name: string;
   private state: RouteState;
+  private running = false;
   private readonly progress: RouteProgressStore;
   private readonly dead: DeadLetterStore;
-  /** stream → seq → ordering key, for messages at the target now. */
-  private readonly flying = new Map<string, Map<number, string | undefined>>();
-  /** Attempts per nacked message; with storeAndForward off, until when each waits for its retry. */
-  private readonly retries: Retries;
-  /** Attempts at the target now, each with its timer armed. */
-  private readonly out = new Set<Attempt>();
-  private overdueCount = 0;
-  private readonly controllers = new Set<AbortController>();
-  /** When the next probe may go while storing (backoff, jitter, Retry-After). */
-  private readonly prober: Prober;
-  private wakeTimer: TimerHandle | undefined;
-  private wakeAt = Number.POSITIVE_INFINITY;
-  private flushTimer: TimerHandle | undefined;
-  private flushNow = false;
-  /** The replay.ratePerSecond token bucket while draining. */
-  private readonly pacer: Pacer;
+
+  // Collaborators, one job each; the runner wires them and owns the state machine.
   /** Which pending messages go next, by ordering (and, unordered, what is live while draining). */
   private readonly picker: Picker;
+  /** Reads what the picker chose; reads the next batch ahead while one is at the target. */
+  private readonly reader: BacklogReader;
+  /** The replay.ratePerSecond token bucket while draining. */
+  private readonly pacer: Pacer;
+  /** When the next probe may go while storing (backoff, jitter, Retry-After). */
+  private readonly prober: Prober;
+  /** Attempts per nacked message; with storeAndForward off, until when each waits for its retry. */
+  private readonly retries: Retries;
+  /** Age expiry, drop-oldest pruning, reject-new admission. */
+  private readonly retention: Retention;
+
+  // At the target now.
+  /** stream → seq → ordering key, for messages at the target now. */
+  private readonly flying = new Map<string, Map<number, string | undefined>>();
+  /** Attempts at the target now, each with its timer armed. */
+  private readonly out = new Set<Attempt>();
+  private readonly controllers = new Set<AbortController>();
+  private overdueCount = 0;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  // Dispatch.
   private nextStream = 0;
   private pumping = false;
   private pumpAgain = false;
+  private pumpDone: Promise<void> = Promise.resolve();
+  /** Look again then (a retry wait or the pacer's next token). */
+  private wakeTimer: TimerHandle | undefined;
+  private wakeAt = Number.POSITIVE_INFINITY;
+  /** batch.maxWait: a partial batch waits for more until this fires. */
+  private flushTimer: TimerHandle | undefined;
+  private flushNow = false;
+
+  // Persistence.
   private saveTimer: TimerHandle | undefined;
   private saving: Promise<void> = Promise.resolve();
-  /** Age expiry, drop-oldest pruning, reject-new admission. */
-  private readonly retention: Retention;
-  private pumpDone: Promise<void> = Promise.resolve();
-  /** Messages read ahead while a batch was at the target, per stream (at most one batch each). */
-  private readonly reader: BacklogReader;
-  private running = false;
-  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(private readonly deps: RouteRunnerDeps) {
     this.name = deps.options.name;
