@@ -20,6 +20,7 @@ import type { StoredMessage } from '../store/message.js';
 import type { FinalState, MessageState, RouteCounters, StreamProgress } from '../store/route-progress.js';
 import { zeroCounters } from '../store/route-progress.js';
 import { Attempt, type Batch, MessageDelivery } from './attempt.js';
+import { BatchWait } from './batch-wait.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { Pacer } from './pacer.js';
 import { Picker } from './picker.js';
@@ -30,6 +31,7 @@ import { attemptKey, Retries } from './retries.js';
 import type { RouteOptions } from './route-options.js';
 import { type RouteEvent, type RouteState, transition } from './route-state.js';
 import type { Delivery, Outcome, Target } from './target.js';
+import { WakeTimer } from './wake-timer.js';
 
 export interface RouteRunnerDeps {
   options: Readonly<RouteOptions>;
@@ -129,11 +131,9 @@ export class RouteRunner {
   private pumpAgain = false;
   private pumpDone: Promise<void> = Promise.resolve();
   /** Look again then (a retry wait or the pacer's next token). */
-  private wakeTimer: TimerHandle | undefined;
-  private wakeAt = Number.POSITIVE_INFINITY;
-  /** batch.maxWait: a partial batch waits for more until this fires. */
-  private flushTimer: TimerHandle | undefined;
-  private flushNow = false;
+  private readonly wake: WakeTimer;
+  /** batch.maxWait: a partial batch waits for more. */
+  private readonly batchWait: BatchWait;
 
   // Persistence.
   private saveTimer: TimerHandle | undefined;
@@ -160,13 +160,20 @@ export class RouteRunner {
       random: deps.random,
       onDue: () => this.pump(),
     });
+    this.wake = new WakeTimer(deps.clock, () => this.pump());
+    this.batchWait = new BatchWait(
+      deps.clock,
+      deps.options.batchMaxWaitMs,
+      deps.options.batchMaxMessages,
+      () => this.pump(),
+    );
     this.retries = new Retries(deps.options);
     this.picker = new Picker({
       options: deps.options,
       inFlight: this.flying,
       retryWaits: this.retries.waits,
       deadKeys: (stream) => this.dead.keysOf(stream),
-      wakeIn: (ms) => this.wakeIn(ms),
+      wakeIn: (ms) => this.wake.wakeIn(ms),
       expire: (stream, p, seqs) => this.settle(stream, p, seqs, 'expired'),
     });
     this.reader = new BacklogReader({
@@ -207,7 +214,9 @@ export class RouteRunner {
   async stop(graceMs: number): Promise<void> {
     this.running = false;
     this.prober.reset();
-    for (const t of [this.wakeTimer, this.flushTimer, this.saveTimer]) t?.cancel();
+    this.wake.cancel();
+    this.batchWait.cancel();
+    this.saveTimer?.cancel();
     // A pick or a read-ahead may be reading the log right now: let it finish before the store closes.
     await this.pumpDone;
     await this.reader.busy;
@@ -342,7 +351,6 @@ export class RouteRunner {
   }
 
   private async pickFrom(stream: MessageStream, limit: number, probe: boolean): Promise<Attempt | undefined> {
-    const opts = this.deps.options;
     const now = this.deps.clock.now();
     const p = this.progress.stream(stream.name);
     const draining = this.state.name === 'draining';
@@ -361,7 +369,7 @@ export class RouteRunner {
     if (paced) {
       max = Math.min(limit, this.pacer.available(now));
       if (max < 1) {
-        this.wakeIn(this.pacer.msUntilNext());
+        this.wake.wakeIn(this.pacer.msUntilNext());
         return undefined;
       }
     }
@@ -383,23 +391,9 @@ export class RouteRunner {
       expiredAny = this.progress.counters.expired > before || damaged.length > 0;
     }
     if (chosen.length === 0) return undefined;
-    const onlyPartial =
-      !probe &&
-      this.state.name === 'forwarding' &&
-      opts.batchMaxWaitMs > 0 &&
-      chosen.length < opts.batchMaxMessages &&
-      !this.flushNow;
-    if (onlyPartial) {
-      this.flushTimer ??= this.deps.clock.setTimeout(() => {
-        this.flushTimer = undefined;
-        this.flushNow = true;
-        this.pump();
-      }, opts.batchMaxWaitMs);
+    if (!probe && this.state.name === 'forwarding' && this.batchWait.holdBack(chosen.length))
       return undefined;
-    }
-    this.flushNow = false;
-    this.flushTimer?.cancel();
-    this.flushTimer = undefined;
+    this.batchWait.sent();
     if (paced) this.pacer.take(chosen.length);
     return this.begin({ stream, messages: chosen, probe });
   }
@@ -433,18 +427,6 @@ export class RouteRunner {
       ),
       `route ${this.name}: reading the backlog`,
     );
-  }
-
-  private wakeIn(ms: number): void {
-    const at = this.deps.clock.now() + Math.max(1, Math.ceil(ms));
-    if (at >= this.wakeAt) return;
-    this.wakeTimer?.cancel();
-    this.wakeAt = at;
-    this.wakeTimer = this.deps.clock.setTimeout(() => {
-      this.wakeTimer = undefined;
-      this.wakeAt = Number.POSITIVE_INFINITY;
-      this.pump();
-    }, at - this.deps.clock.now());
   }
 
   // ------------------------------------------------------------------ delivery
@@ -574,7 +556,7 @@ export class RouteRunner {
     const now = this.deps.clock.now();
     return {
       attemptAgesMs: [...this.out].map((a) => now - a.startedAt),
-      timerArmed: this.prober.armed || this.wakeTimer !== undefined || this.flushTimer !== undefined,
+      timerArmed: this.prober.armed || this.wake.armed || this.batchWait.armed,
       picking: this.pumping,
     };
   }
@@ -622,7 +604,7 @@ export class RouteRunner {
           this.retries.forget(key);
         } else {
           const at = this.retries.wait(key, m.key, attempts, now, outcome.retryAfterMs);
-          this.wakeIn(at - now);
+          this.wake.wakeIn(at - now);
         }
       }
     }
