@@ -7,7 +7,8 @@
  * progress; each other job is a collaborator with its own module and tests, wired here:
  * picking by ordering (`picker.ts`), reading and read-ahead (`read-ahead.ts`), the replay pacer
  * (`pacer.ts`), the prober (`prober.ts`), retry bookkeeping (`retries.ts`), retention
- * (`retention.ts`) and the delivery attempt with its timer (`attempt.ts`).
+ * (`retention.ts`), the delivery attempt with its timer (`attempt.ts`), the wake-up timer
+ * (`wake-timer.ts`) and `batch.maxWait` (`batch-wait.ts`).
  *
  * All mutable delivery state that must survive a restart lives in the store's route progress and
  * dead letters; what lives here (in-flight sets, attempt counts, timers) is rebuilt by starting
