@@ -52,6 +52,9 @@ export class ScriptedTarget implements Target {
 
   private async run(batch: readonly Delivery[], signal: AbortSignal): Promise<readonly Outcome[]> {
     const outcomes: Outcome[] = [];
+    // Acks count as delivered once the batch answers: a batch that hangs after acking its first
+    // messages never hands those acks back, so for the runner they are not delivered (at least once).
+    const acked: Delivery[] = [];
     for (const d of batch) {
       // Like the HTTP target: what follows a nack in a batch is not attempted (keeps fifo order).
       const failed = outcomes.find((o) => o.kind === 'nack');
@@ -69,9 +72,10 @@ export class ScriptedTarget implements Target {
         );
       }
       const outcome = answer as Outcome;
-      if (outcome.kind === 'ack') this.delivered.push(d);
+      if (outcome.kind === 'ack') acked.push(d);
       outcomes.push(outcome);
     }
+    this.delivered.push(...acked);
     return outcomes;
   }
 
