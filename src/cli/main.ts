@@ -15,8 +15,8 @@ import { ConfigError, WaystationError } from '../errors.js';
 import { Gateway } from '../gateway.js';
 import { hashToken } from '../ingest/http/auth.js';
 import { hashSecret } from '../ingest/secret-hash.js';
-import { ApiClient, ApiError } from './client.js';
 import { VERSION } from '../version.js';
+import { ApiClient, ApiError } from './client.js';
 import { printTable } from './table.js';
 
 // `waystation routes | head` closes the pipe early: that is not an error.
