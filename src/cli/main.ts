@@ -18,6 +18,7 @@ import { hashSecret } from '../ingest/secret-hash.js';
 import { VERSION } from '../version.js';
 import { ApiClient, ApiError } from './client.js';
 import { printTable } from './table.js';
+import { tuneYoungGenerationForStreaming } from './v8-tuning.js';
 
 // `waystation routes | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -54,6 +55,7 @@ program
     ),
   )
   .action(async (opts: { config?: string; dataDir?: string; logLevel?: string }) => {
+    tuneYoungGenerationForStreaming();
     const gateway = await Gateway.start({
       configPath: opts.config,
       dataDir: opts.dataDir,
