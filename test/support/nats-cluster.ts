@@ -215,8 +215,10 @@ export class NatsCluster {
     child.once('exit', () => {
       live.delete(child);
       if (this.procs[index] === child) this.procs[index] = undefined;
-      log.end();
     });
+    // 'close' comes after the child's output is drained ('exit' may come before it): only then
+    // can the log end without a late write after its end.
+    child.once('close', () => log.end());
     this.procs[index] = child;
   }
 
