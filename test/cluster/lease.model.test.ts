@@ -333,7 +333,7 @@ describe('route leases (model)', () => {
     const slow = scenario(3).map((s) => ({ ...s, rates: s.rates.map(() => 0.85) }));
     const result = fc.check(
       fc.property(slow, (s) => simulate(s, unsafe)?.includes('both may send') !== true),
-      { numRuns: 300 },
+      { numRuns: 1000, seed: 20261201 },
     );
     expect(result.failed).toBe(true);
   });
@@ -353,7 +353,7 @@ describe('route leases (model)', () => {
         scenario(3),
         (s) => simulate(s, slowAnswers, fromAnswer)?.includes('both may send') !== true,
       ),
-      { numRuns: 300 },
+      { numRuns: 1000, seed: 20261201 },
     );
     expect(result.failed).toBe(true);
   });
