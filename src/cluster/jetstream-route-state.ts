@@ -15,16 +15,17 @@ import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { ClusterUnavailableError, ClusterWriteConflictError } from '../errors.js';
 import type { DeadLetterStore, RouteProgressStore } from '../store/backend.js';
-import type { DeadLetter } from '../store/dead-letters.js';
+import { type DeadLetter, DeadLetterIndex } from '../store/dead-letters.js';
 import {
-  type FinalState,
-  FinalStates,
+  initialRouteState,
   type PersistedRouteState,
   type RouteCounters,
-  StreamProgress,
+  restoreStreamProgress,
+  type SavedStreamProgress,
+  type StreamProgress,
+  saveStreamProgress,
   zeroCounters,
 } from '../store/route-progress.js';
-import { type SeqRange, SeqSet } from '../store/seq-set.js';
 import { encodeName, isUnavailable } from './jetstream-stream.js';
 
 const encoder = new TextEncoder();
@@ -41,7 +42,7 @@ interface ProgressValue {
   writer: string;
   route: PersistedRouteState;
   counters: RouteCounters;
-  streams: Record<string, { start: number; wasInFlight: SeqRange[] } & Record<FinalState, SeqRange[]>>;
+  streams: Record<string, SavedStreamProgress>;
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
@@ -71,20 +72,8 @@ export class JetStreamRouteProgress implements RouteProgressStore {
     const e = await kv.get(name);
     const saved =
       e && e.operation === 'PUT' ? (JSON.parse(decoder.decode(e.value)) as ProgressValue) : undefined;
-    const progress = new Map<string, StreamProgress>();
-    for (const s of streams) {
-      const p = saved?.streams[s];
-      if (!p) {
-        progress.set(s, new StreamProgress(startOf(s)));
-        continue;
-      }
-      const sets = Object.fromEntries(FinalStates.map((f) => [f, SeqSet.fromRanges(p[f])])) as Record<
-        FinalState,
-        SeqSet
-      >;
-      progress.set(s, new StreamProgress(p.start, sets, SeqSet.fromRanges(p.wasInFlight)));
-    }
-    const route = saved?.route ?? { state: 'forwarding', since: now, lastError: undefined, probeFailures: 0 };
+    const progress = restoreStreamProgress(saved?.streams, streams, startOf);
+    const route = saved?.route ?? initialRouteState(now);
     const counters = { ...zeroCounters(), ...saved?.counters };
     return new JetStreamRouteProgress(kv, name, nodeId, e?.revision ?? 0, route, counters, progress);
   }
@@ -96,20 +85,7 @@ export class JetStreamRouteProgress implements RouteProgressStore {
   }
 
   async save(inFlight: ReadonlyMap<string, Iterable<number>>): Promise<void> {
-    const streams: ProgressValue['streams'] = {};
-    for (const [name, p] of this.streams) {
-      const flying = SeqSet.fromRanges(p.wasInFlight.ranges());
-      for (const seq of inFlight.get(name) ?? []) flying.add(seq);
-      streams[name] = {
-        start: p.start,
-        delivered: p.sets.delivered.ranges(),
-        expired: p.sets.expired.ranges(),
-        pruned: p.sets.pruned.ranges(),
-        purged: p.sets.purged.ranges(),
-        dead: p.sets.dead.ranges(),
-        wasInFlight: flying.ranges(),
-      };
-    }
+    const streams = saveStreamProgress(this.streams, inFlight);
     const value: ProgressValue = {
       version: 1,
       writer: this.nodeId,
@@ -157,16 +133,15 @@ export class JetStreamRouteProgress implements RouteProgressStore {
 }
 
 const letterKey = (route: string, stream: string, seq: number) => `${route}.${encodeName(stream)}.${seq}`;
-const mapKey = (stream: string, seq: number) => `${stream}\u0000${seq}`;
 
 /** A route's dead letters, each its own KV entry; all of them are loaded on open. */
-export class JetStreamDeadLetters implements DeadLetterStore {
-  private readonly letters = new Map<string, DeadLetter>();
-
+export class JetStreamDeadLetters extends DeadLetterIndex implements DeadLetterStore {
   private constructor(
     private readonly kv: KV,
     private readonly route: string,
-  ) {}
+  ) {
+    super();
+  }
 
   static async open(kv: KV, route: string): Promise<JetStreamDeadLetters> {
     const dl = new JetStreamDeadLetters(kv, route);
@@ -176,41 +151,9 @@ export class JetStreamDeadLetters implements DeadLetterStore {
     for (const e of entries) {
       if (e?.operation !== 'PUT') continue;
       const l = JSON.parse(decoder.decode(e.value)) as DeadLetter;
-      dl.letters.set(mapKey(l.stream, l.seq), l);
+      dl.letters.set(DeadLetterIndex.keyOf(l.stream, l.seq), l);
     }
     return dl;
-  }
-
-  has(stream: string, seq: number): boolean {
-    return this.letters.has(mapKey(stream, seq));
-  }
-
-  get(stream: string, seq: number): DeadLetter | undefined {
-    return this.letters.get(mapKey(stream, seq));
-  }
-
-  byId(id: string): DeadLetter | undefined {
-    for (const l of this.letters.values()) if (l.id === id) return l;
-    return undefined;
-  }
-
-  list(): DeadLetter[] {
-    return [...this.letters.values()].sort((a, b) =>
-      a.stream === b.stream ? a.seq - b.seq : a.stream < b.stream ? -1 : 1,
-    );
-  }
-
-  keysOf(stream: string): Set<string> {
-    const keys = new Set<string>();
-    for (const l of this.letters.values()) if (l.stream === stream && l.key !== undefined) keys.add(l.key);
-    return keys;
-  }
-
-  minSeq(stream: string): number | undefined {
-    let min: number | undefined;
-    for (const l of this.letters.values())
-      if (l.stream === stream && (min === undefined || l.seq < min)) min = l.seq;
-    return min;
   }
 
   /** Durable once resolved; on failure some letters may be stored: adding them again is harmless. */
@@ -222,14 +165,14 @@ export class JetStreamDeadLetters implements DeadLetterStore {
         ),
       ),
     );
-    for (const l of letters) this.letters.set(mapKey(l.stream, l.seq), l);
+    for (const l of letters) this.letters.set(DeadLetterIndex.keyOf(l.stream, l.seq), l);
   }
 
   async remove(letters: readonly DeadLetter[]): Promise<void> {
     await this.guard('removed', () =>
       Promise.all(letters.map((l) => this.kv.purge(letterKey(this.route, l.stream, l.seq)))),
     );
-    for (const l of letters) this.letters.delete(mapKey(l.stream, l.seq));
+    for (const l of letters) this.letters.delete(DeadLetterIndex.keyOf(l.stream, l.seq));
   }
 
   private async guard(what: string, fn: () => Promise<unknown>): Promise<void> {

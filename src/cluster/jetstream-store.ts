@@ -36,6 +36,7 @@ import {
 } from '../errors.js';
 import type { MessageStore, MessageStorePublishOptions } from '../store/backend.js';
 import { fingerprintOf } from '../store/fingerprint.js';
+import { historyFloor } from '../store/history-floor.js';
 import { assertStreamName, encodeMeta, parseMessageId, type StoredMessage } from '../store/message.js';
 import type { PublishedRef, PublishInput } from '../store/stream.js';
 import { type BatchRecord, encodedBatchBytes } from './batch-codec.js';
@@ -339,18 +340,12 @@ export class JetStreamStore implements MessageStore {
    */
   async collectGarbage(): Promise<void> {
     for (const stream of this.streamsByName.values()) {
-      let keepFrom: number | undefined;
-      for (const [route, progress] of this.progress) {
-        const p = progress.streams.get(stream.name);
-        if (!p) continue;
-        const floor = Math.min(
-          p.floor(),
-          this.deadLetters(route).minSeq(stream.name) ?? Number.POSITIVE_INFINITY,
-        );
-        keepFrom = keepFrom === undefined ? floor : Math.min(keepFrom, floor);
-      }
-      const hold = this.holds.get(stream.name);
-      if (hold) keepFrom = Math.min(keepFrom ?? Number.POSITIVE_INFINITY, hold());
+      const keepFrom = historyFloor(
+        stream.name,
+        this.progress,
+        (route) => this.deadLetters(route),
+        this.holds.get(stream.name),
+      );
       if (keepFrom === undefined || keepFrom <= stream.firstSeq) continue;
       await stream.purgeBelow(keepFrom);
       const first = stream.firstSeq;

@@ -28,44 +28,24 @@ export interface DeadLetter {
 
 type Entry = { op: 'add'; letter: DeadLetter } | { op: 'remove'; stream: string; seq: number };
 
-const keyOf = (stream: string, seq: number) => `${stream}\u0000${seq}`;
+/**
+ * A route's dead letters in memory, indexed by stream and seq: the read side both backends share
+ * (the embedded journal below, the JetStream KV bucket in src/cluster). Subclasses keep it in step
+ * with what they persist.
+ */
+export abstract class DeadLetterIndex {
+  protected readonly letters = new Map<string, DeadLetter>();
 
-export class DeadLetters implements DeadLetterStore {
-  private readonly letters = new Map<string, DeadLetter>();
-  private removals = 0;
-
-  private constructor(private readonly journal: Journal<Entry>) {}
-
-  static async open(
-    fs: StorageFileSystem,
-    routeDir: string,
-    onDamage?: (damage: JournalDamage) => void,
-  ): Promise<DeadLetters> {
-    const { journal, entries } = await Journal.open<Entry>(
-      fs,
-      join(routeDir, 'dead-letters.journal'),
-      onDamage,
-    );
-    const dl = new DeadLetters(journal);
-    for (const e of entries) dl.apply(e);
-    return dl;
-  }
-
-  private apply(entry: Entry): void {
-    if (entry.op === 'add') this.letters.set(keyOf(entry.letter.stream, entry.letter.seq), entry.letter);
-    else if (this.letters.delete(keyOf(entry.stream, entry.seq))) this.removals++;
-  }
-
-  get size(): number {
-    return this.letters.size;
+  protected static keyOf(stream: string, seq: number): string {
+    return `${stream}\u0000${seq}`;
   }
 
   has(stream: string, seq: number): boolean {
-    return this.letters.has(keyOf(stream, seq));
+    return this.letters.has(DeadLetterIndex.keyOf(stream, seq));
   }
 
   get(stream: string, seq: number): DeadLetter | undefined {
-    return this.letters.get(keyOf(stream, seq));
+    return this.letters.get(DeadLetterIndex.keyOf(stream, seq));
   }
 
   byId(id: string): DeadLetter | undefined {
@@ -93,6 +73,39 @@ export class DeadLetters implements DeadLetterStore {
     for (const l of this.letters.values())
       if (l.stream === stream && (min === undefined || l.seq < min)) min = l.seq;
     return min;
+  }
+}
+
+export class DeadLetters extends DeadLetterIndex implements DeadLetterStore {
+  private removals = 0;
+
+  private constructor(private readonly journal: Journal<Entry>) {
+    super();
+  }
+
+  static async open(
+    fs: StorageFileSystem,
+    routeDir: string,
+    onDamage?: (damage: JournalDamage) => void,
+  ): Promise<DeadLetters> {
+    const { journal, entries } = await Journal.open<Entry>(
+      fs,
+      join(routeDir, 'dead-letters.journal'),
+      onDamage,
+    );
+    const dl = new DeadLetters(journal);
+    for (const e of entries) dl.apply(e);
+    return dl;
+  }
+
+  private apply(entry: Entry): void {
+    if (entry.op === 'add')
+      this.letters.set(DeadLetterIndex.keyOf(entry.letter.stream, entry.letter.seq), entry.letter);
+    else if (this.letters.delete(DeadLetterIndex.keyOf(entry.stream, entry.seq))) this.removals++;
+  }
+
+  get size(): number {
+    return this.letters.size;
   }
 
   async add(letters: readonly DeadLetter[]): Promise<void> {

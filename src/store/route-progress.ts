@@ -108,11 +108,63 @@ export class StreamProgress {
   }
 }
 
+/** A stream's progress as persisted (both backends write this shape; do not rename fields). */
+export type SavedStreamProgress = { start: number; wasInFlight: SeqRange[] } & Record<FinalState, SeqRange[]>;
+
 interface ProgressFile {
   version: 1;
   route: PersistedRouteState;
   counters: RouteCounters;
-  streams: Record<string, { start: number; wasInFlight: SeqRange[] } & Record<FinalState, SeqRange[]>>;
+  streams: Record<string, SavedStreamProgress>;
+}
+
+/** Each stream's progress from what was saved; a stream read for the first time starts at `startOf(stream)`. */
+export function restoreStreamProgress(
+  saved: Readonly<Record<string, SavedStreamProgress>> | undefined,
+  streams: readonly string[],
+  startOf: (stream: string) => number,
+): Map<string, StreamProgress> {
+  const progress = new Map<string, StreamProgress>();
+  for (const name of streams) {
+    const p = saved?.[name];
+    if (!p) {
+      progress.set(name, new StreamProgress(startOf(name)));
+      continue;
+    }
+    const sets = Object.fromEntries(FinalStates.map((f) => [f, SeqSet.fromRanges(p[f])])) as Record<
+      FinalState,
+      SeqSet
+    >;
+    progress.set(name, new StreamProgress(p.start, sets, SeqSet.fromRanges(p.wasInFlight)));
+  }
+  return progress;
+}
+
+/** What to persist of each stream's progress; `inFlight` (at the target now) joins wasInFlight to count redeliveries. */
+export function saveStreamProgress(
+  streams: ReadonlyMap<string, StreamProgress>,
+  inFlight: ReadonlyMap<string, Iterable<number>>,
+): Record<string, SavedStreamProgress> {
+  const out: Record<string, SavedStreamProgress> = {};
+  for (const [name, p] of streams) {
+    const flying = SeqSet.fromRanges(p.wasInFlight.ranges());
+    for (const seq of inFlight.get(name) ?? []) flying.add(seq);
+    out[name] = {
+      start: p.start,
+      delivered: p.sets.delivered.ranges(),
+      expired: p.sets.expired.ranges(),
+      pruned: p.sets.pruned.ranges(),
+      purged: p.sets.purged.ranges(),
+      dead: p.sets.dead.ranges(),
+      wasInFlight: flying.ranges(),
+    };
+  }
+  return out;
+}
+
+/** A fresh route's persisted state. */
+export function initialRouteState(now: number): PersistedRouteState {
+  return { state: 'forwarding', since: now, lastError: undefined, probeFailures: 0 };
 }
 
 export class RouteProgress implements RouteProgressStore {
@@ -138,22 +190,8 @@ export class RouteProgress implements RouteProgressStore {
     await fs.mkdir(routeDir);
     const path = join(routeDir, 'progress.state');
     const file = (await readAtomicJson(fs, path)) as ProgressFile | undefined;
-    const progress = new Map<string, StreamProgress>();
-    for (const name of streams) {
-      const saved = file?.streams[name];
-      if (!saved) {
-        progress.set(name, new StreamProgress(startOf(name)));
-        continue;
-      }
-      const sets = Object.fromEntries(
-        (['delivered', 'expired', 'pruned', 'purged', 'dead'] as const).map((s) => [
-          s,
-          SeqSet.fromRanges(saved[s]),
-        ]),
-      ) as Record<FinalState, SeqSet>;
-      progress.set(name, new StreamProgress(saved.start, sets, SeqSet.fromRanges(saved.wasInFlight)));
-    }
-    const route = file?.route ?? { state: 'forwarding', since: now, lastError: undefined, probeFailures: 0 };
+    const progress = restoreStreamProgress(file?.streams, streams, startOf);
+    const route = file?.route ?? initialRouteState(now);
     const counters = { ...zeroCounters(), ...file?.counters };
     return new RouteProgress(fs, path, route, counters, progress);
   }
@@ -169,20 +207,7 @@ export class RouteProgress implements RouteProgressStore {
    * saved (with what was in flight before and not yet redelivered) to count redeliveries.
    */
   async save(inFlight: ReadonlyMap<string, Iterable<number>>): Promise<void> {
-    const streams: ProgressFile['streams'] = {};
-    for (const [name, p] of this.streams) {
-      const flying = SeqSet.fromRanges(p.wasInFlight.ranges());
-      for (const seq of inFlight.get(name) ?? []) flying.add(seq);
-      streams[name] = {
-        start: p.start,
-        delivered: p.sets.delivered.ranges(),
-        expired: p.sets.expired.ranges(),
-        pruned: p.sets.pruned.ranges(),
-        purged: p.sets.purged.ranges(),
-        dead: p.sets.dead.ranges(),
-        wasInFlight: flying.ranges(),
-      };
-    }
+    const streams = saveStreamProgress(this.streams, inFlight);
     const file: ProgressFile = { version: 1, route: this.route, counters: this.counters, streams };
     await writeAtomicJson(this.fs, this.path, file);
   }

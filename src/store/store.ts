@@ -28,6 +28,7 @@ import type { MessageStore, MessageStorePublishOptions } from './backend.js';
 import { DataDirLock, dataDirError } from './data-dir-lock.js';
 import { DeadLetters } from './dead-letters.js';
 import { fingerprintOf } from './fingerprint.js';
+import { historyFloor } from './history-floor.js';
 import { assertStreamName, parseMessageId, type StoredMessage } from './message.js';
 import { RouteProgress } from './route-progress.js';
 import { type PublishedRef, type PublishInput, Stream } from './stream.js';
@@ -343,18 +344,12 @@ export class Store implements MessageStore {
    */
   async collectGarbage(): Promise<void> {
     for (const stream of this.streamsByName.values()) {
-      let keepFrom: number | undefined;
-      for (const [route, progress] of this.progress) {
-        const p = progress.streams.get(stream.name);
-        if (!p) continue;
-        const floor = Math.min(
-          p.floor(),
-          this.deadLetters(route).minSeq(stream.name) ?? Number.POSITIVE_INFINITY,
-        );
-        keepFrom = keepFrom === undefined ? floor : Math.min(keepFrom, floor);
-      }
-      const hold = this.holds.get(stream.name);
-      if (hold) keepFrom = Math.min(keepFrom ?? Number.POSITIVE_INFINITY, hold());
+      const keepFrom = historyFloor(
+        stream.name,
+        this.progress,
+        (route) => this.deadLetters(route),
+        this.holds.get(stream.name),
+      );
       if (keepFrom === undefined || keepFrom <= stream.log.firstSeq) continue;
       await stream.log.deleteBelow(keepFrom);
       const first = stream.log.firstSeq;
