@@ -64,6 +64,7 @@ export function parseConfig(input: unknown): ResolvedConfig {
     }
   }
   if (config.mqtt) issues.push(...mqttIssues(config.mqtt, streams));
+  if (config.cluster) issues.push(...clusterIssues(config));
   for (const s of streams) {
     if (!STREAM_NAME.test(s) || s.includes('..')) {
       issues.push({
@@ -125,8 +126,51 @@ function mqttIssues(mqtt: MqttConfig, streams: Set<string>): ConfigIssue[] {
   return issues;
 }
 
+/** What cluster mode cannot do (yet), and limits that contradict each other. */
+function clusterIssues(config: WaystationConfig): ConfigIssue[] {
+  const cluster = config.cluster!;
+  const issues: ConfigIssue[] = [];
+  if ((config.mqtt?.storeAndForwardTopics.length ?? 0) > 0) {
+    issues.push({
+      path: 'mqtt.storeAndForwardTopics',
+      message:
+        "not supported in cluster mode yet: their subscribers' positions are node-local (docs/cluster.md); publish over HTTP or the library, or run the broker on a single node",
+    });
+  }
+  if (config.storage.dedupWindow < cluster.publishTimeout) {
+    issues.push({
+      path: 'storage.dedupWindow',
+      message: `must be at least cluster.publishTimeout (${cluster.publishTimeout} ms): a publish retried after an unanswered PubAck could otherwise be stored twice`,
+    });
+  }
+  if (cluster.leaseTtl < 1000) {
+    issues.push({
+      path: 'cluster.leaseTtl',
+      message: 'at least 1s: renewals must fit within it over a real network',
+    });
+  }
+  return issues;
+}
+
 function warningsFor(config: WaystationConfig): ConfigIssue[] {
   const warnings: ConfigIssue[] = [];
+  if (config.cluster?.nats.replicas === 1) {
+    warnings.push({
+      path: 'cluster.nats.replicas',
+      message:
+        '1: every stream and bucket lives on one nats-server; losing it loses acknowledged messages (use 3)',
+    });
+  }
+  if (config.cluster) {
+    for (const key of ['maxBytes', 'minFreeBytes'] as const) {
+      if (config.storage[key] !== undefined)
+        warnings.push({
+          path: `storage.${key}`,
+          message:
+            'has no effect in cluster mode: JetStream holds the streams (limit them on the nats-servers)',
+        });
+    }
+  }
   if (config.mqtt?.allowAnonymous && !isLoopback(config.mqtt.listen)) {
     warnings.push({
       path: 'mqtt.allowAnonymous',

@@ -361,6 +361,32 @@ const mqtt = z.strictObject({
   storeAndForwardTopics: z.array(storeAndForwardTopicSchema).default([]),
 });
 
+/**
+ * Cluster mode (docs/cluster.md): streams, route state and dead letters live in NATS JetStream,
+ * shared by every node with the same configuration. Absent: the embedded log, nothing changes.
+ */
+const cluster = z.strictObject({
+  /** Unique per node; default: the host name. */
+  nodeId: z.string().regex(NAME, nameMessage).optional(),
+  /** Starts the name of every JetStream object, so several installations can share one NATS cluster. */
+  prefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, '1-32 letters, digits, "_" and "-"')
+    .default('waystation'),
+  nats: z.strictObject({
+    servers: z.union([z.string(), z.array(z.string()).min(1)]),
+    /** For every stream and KV bucket; 1 is allowed (warned). */
+    replicas: z.number().int().min(1).max(5).default(3),
+    user: z.string().optional(),
+    pass: z.string().optional(),
+    token: z.string().optional(),
+  }),
+  /** A route's owner must renew its lease within this. */
+  leaseTtl: duration.default(10_000),
+  /** How long a publish keeps trying through NATS reconnects and leader elections before 503. */
+  publishTimeout: duration.default(10_000),
+});
+
 export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('./data'),
   storage,
@@ -378,6 +404,7 @@ export const configSchema = z.strictObject({
   streams: z.record(z.string(), z.strictObject({}).default({})).default({}),
   targets: z.record(z.string().regex(NAME, nameMessage), targetSchema).default({}),
   routes: z.record(z.string().regex(NAME, nameMessage), route).default({}),
+  cluster: cluster.optional(),
 });
 
 /** What users write (durations and sizes as strings or numbers, most keys optional). */
@@ -386,3 +413,4 @@ export type WaystationConfigInput = z.input<typeof configSchema>;
 export type WaystationConfig = z.output<typeof configSchema>;
 export type TargetConfig = z.output<typeof targetSchema>;
 export type RouteConfig = WaystationConfig['routes'][string];
+export type ClusterConfig = NonNullable<WaystationConfig['cluster']>;
