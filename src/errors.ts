@@ -50,6 +50,7 @@ export const ErrorCodes = {
   ClusterUnavailable: 'WS_ERR_CLUSTER_UNAVAILABLE',
   ClusterPayloadTooLarge: 'WS_ERR_CLUSTER_PAYLOAD_TOO_LARGE',
   ClusterWriteConflict: 'WS_ERR_CLUSTER_WRITE_CONFLICT',
+  ClusterRouteUnowned: 'WS_ERR_CLUSTER_ROUTE_UNOWNED',
   Internal: 'WS_ERR_INTERNAL',
 } as const;
 
@@ -440,6 +441,18 @@ export class ClusterWriteConflictError extends WaystationError {
       `${what} was written by another node since this node read it; this node's write was refused so it overwrites nothing. ` +
         "Only the route's owner may write its state: check that every node runs the same configuration and that one node owns the route.",
       { httpStatus: 409 },
+    );
+  }
+}
+
+/** Cluster mode: a route action needs the route's owner, and no live node owns it right now. */
+export class ClusterRouteUnownedError extends WaystationError {
+  constructor(route: string, leaseTtlMs: number) {
+    super(
+      ErrorCodes.ClusterRouteUnowned,
+      `No node owns route "${route}" right now (its owner stopped or lost NATS, and no other node has taken it over yet); nothing was changed. ` +
+        `A live node takes a free route within about cluster.leaseTtl (${leaseTtlMs} ms): retry then, and check GET /v1/cluster.`,
+      { httpStatus: 503 },
     );
   }
 }
