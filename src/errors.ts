@@ -51,6 +51,7 @@ export const ErrorCodes = {
   ClusterPayloadTooLarge: 'WS_ERR_CLUSTER_PAYLOAD_TOO_LARGE',
   ClusterWriteConflict: 'WS_ERR_CLUSTER_WRITE_CONFLICT',
   ClusterRouteUnowned: 'WS_ERR_CLUSTER_ROUTE_UNOWNED',
+  ClusterNotEnabled: 'WS_ERR_CLUSTER_NOT_ENABLED',
   Internal: 'WS_ERR_INTERNAL',
 } as const;
 
@@ -453,6 +454,17 @@ export class ClusterRouteUnownedError extends WaystationError {
       `No node owns route "${route}" right now (its owner stopped or lost NATS, and no other node has taken it over yet); nothing was changed. ` +
         `A live node takes a free route within about cluster.leaseTtl (${leaseTtlMs} ms): retry then, and check GET /v1/cluster.`,
       { httpStatus: 503 },
+    );
+  }
+}
+
+/** GET /v1/cluster (or `waystation cluster`) on a gateway that runs without a `cluster` section. */
+export class NotClusteredError extends WaystationError {
+  constructor() {
+    super(
+      ErrorCodes.ClusterNotEnabled,
+      'This gateway runs on one node (no `cluster` section in its configuration); there is no cluster to show. See docs/cluster.md.',
+      { httpStatus: 404 },
     );
   }
 }

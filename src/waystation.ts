@@ -6,16 +6,24 @@
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Logger, pino } from 'pino';
-import { parseConfig } from './config/resolve.js';
-import type { WaystationConfigInput } from './config/schema.js';
+import { type ClusterBackend, openClusterBackend } from './cluster/cluster-backend.js';
+import type { ClusterView, RouteCommand } from './cluster/cluster-node.js';
+import { parseConfig, type ResolvedConfig } from './config/resolve.js';
+import type { ClusterConfig, WaystationConfig, WaystationConfigInput } from './config/schema.js';
 import { parseDuration } from './config/units.js';
 import type { Clock } from './delivery/clock.js';
 import { DeliveryEngine, type Receipt } from './delivery/engine.js';
 import type { RouteRunner, RouteSnapshot } from './delivery/route-runner.js';
 import type { Target } from './delivery/target.js';
-import { ArgumentError, InvalidArgumentError, ShuttingDownError } from './errors.js';
+import {
+  ArgumentError,
+  ClusterRouteUnownedError,
+  InvalidArgumentError,
+  ShuttingDownError,
+} from './errors.js';
 import type { StorageFileSystem } from './log/index.js';
 import type { MessageStore } from './store/backend.js';
+import { DataDirLock } from './store/data-dir-lock.js';
 import type { DeadLetter } from './store/dead-letters.js';
 import type { StoredMessage } from './store/message.js';
 import { assertMqttHeaders } from './store/mqtt-headers.js';
@@ -23,6 +31,7 @@ import { checkMessageFields, type PayloadInput, toPayload } from './store/payloa
 import { Store } from './store/store.js';
 import type { PublishedRef, PublishInput } from './store/stream.js';
 import { createTarget } from './targets/index.js';
+import { VERSION } from './version.js';
 
 export interface WaystationOptions {
   /** pino logger; default: JSON to stdout at WAYSTATION_LOG_LEVEL (default info). */
@@ -74,12 +83,32 @@ export interface StreamInfo {
   routes: string[];
 }
 
-/** Operator handle for one route (deviceWISE's queue tab, IBM's Store/Forward widget). */
-export class RouteHandle {
-  constructor(private readonly runner: RouteRunner) {}
+/** What a route handle needs beyond the local engine in cluster mode: the owner, and a way to reach it. */
+interface RemoteRoutes {
+  readonly nodeId: string;
+  readonly leaseTtlMs: number;
+  ownerOf(route: string): Promise<string | undefined>;
+  request(route: string, owner: string, command: RouteCommand): Promise<unknown>;
+}
 
-  get name(): string {
-    return this.runner.name;
+/** A route snapshot; in cluster mode with the node that owns the route (null: none right now). */
+export type RouteStatus = RouteSnapshot & { owner?: string | null };
+
+/**
+ * Operator handle for one route (deviceWISE's queue tab, IBM's Store/Forward widget). In cluster
+ * mode an action goes to the node that owns the route, wherever it runs.
+ */
+export class RouteHandle {
+  constructor(
+    private readonly engine: DeliveryEngine,
+    readonly name: string,
+    private readonly remote: RemoteRoutes | undefined,
+  ) {
+    engine.route(name);
+  }
+
+  private get runner(): RouteRunner {
+    return this.engine.route(this.name);
   }
 
   /** The streams the route reads. */
@@ -87,30 +116,40 @@ export class RouteHandle {
     return this.runner.options.streams;
   }
 
-  snapshot(): Promise<RouteSnapshot> {
-    return this.runner.snapshot();
+  async snapshot(): Promise<RouteStatus> {
+    if (!this.remote) return this.runner.snapshot();
+    if (this.engine.owns(this.name)) return { ...(await this.runner.snapshot()), owner: this.remote.nodeId };
+    const owner = await this.remote.ownerOf(this.name).catch(() => undefined);
+    if (owner !== undefined && owner !== this.remote.nodeId) {
+      try {
+        return (await this.remote.request(this.name, owner, { type: 'snapshot' })) as RouteStatus;
+      } catch {
+        // The owner did not answer: what this node last read of the route's saved state.
+      }
+    }
+    return { ...(await this.runner.snapshot()), owner: owner ?? null };
   }
 
   /** Forces storing (`held`): nothing is sent until forward(). */
-  store(): void {
-    this.runner.handle({ type: 'store' });
+  async store(): Promise<void> {
+    await this.act({ type: 'store' });
   }
 
   /** Leaves `held` (or `storing`) and drains the backlog. */
-  forward(): void {
-    this.runner.handle({ type: 'forward' });
+  async forward(): Promise<void> {
+    await this.act({ type: 'forward' });
   }
 
-  /** Purges all pending messages, or the oldest `top`; returns how many. */
-  purge(options: { top?: number } = {}): number {
+  /** Purges all pending messages, or the oldest `top`; resolves with how many. */
+  async purge(options: { top?: number } = {}): Promise<number> {
     if (options.top !== undefined && (!Number.isInteger(options.top) || options.top < 1)) {
       throw new InvalidArgumentError(`purge top must be a positive integer, got ${options.top}.`);
     }
-    return this.runner.purge(options.top);
+    return (await this.act({ type: 'purge', top: options.top })) as number;
   }
 
-  resetCounters(): void {
-    this.runner.resetCounters();
+  async resetCounters(): Promise<void> {
+    await this.act({ type: 'reset-counters' });
   }
 
   get deadLetters(): {
@@ -118,12 +157,43 @@ export class RouteHandle {
     resubmit(ids?: readonly string[]): Promise<number>;
     delete(ids?: readonly string[]): Promise<number>;
   } {
-    const runner = this.runner;
     return {
-      list: () => runner.deadLetters(),
-      resubmit: (ids) => runner.resubmit(ids),
-      delete: (ids) => runner.deleteDeadLetters(ids),
+      list: () => this.runner.deadLetters(),
+      resubmit: async (ids) => (await this.act({ type: 'resubmit', ids: ids && [...ids] })) as number,
+      delete: async (ids) => (await this.act({ type: 'delete-dead', ids: ids && [...ids] })) as number,
     };
+  }
+
+  /** Runs an action here when this node delivers the route, else on its owner. */
+  private async act(command: RouteCommand): Promise<unknown> {
+    if (this.engine.owns(this.name) || !this.remote) return runRouteCommand(this.runner, command);
+    const owner = await this.remote.ownerOf(this.name);
+    if (owner === undefined || owner === this.remote.nodeId)
+      throw new ClusterRouteUnownedError(this.name, this.remote.leaseTtlMs);
+    return this.remote.request(this.name, owner, command);
+  }
+}
+
+/** One route action on the local runner (the operator's, or one another node sent here). */
+function runRouteCommand(runner: RouteRunner, command: RouteCommand): unknown {
+  switch (command.type) {
+    case 'store':
+      runner.handle({ type: 'store' });
+      return null;
+    case 'forward':
+      runner.handle({ type: 'forward' });
+      return null;
+    case 'purge':
+      return runner.purge(command.top);
+    case 'reset-counters':
+      runner.resetCounters();
+      return null;
+    case 'snapshot':
+      return runner.snapshot();
+    case 'resubmit':
+      return runner.resubmit(command.ids);
+    case 'delete-dead':
+      return runner.deleteDeadLetters(command.ids);
   }
 }
 
@@ -138,7 +208,21 @@ export class Waystation {
     readonly logger: Logger,
     private readonly shutdownTimeoutMs: number,
     private readonly now: () => number,
-  ) {}
+    private readonly cluster: OpenCluster | undefined,
+  ) {
+    const node = cluster?.backend.node;
+    if (node) {
+      this.remote = {
+        nodeId: node.nodeId,
+        leaseTtlMs: cluster.leaseTtlMs,
+        ownerOf: (route) => node.ownerOf(route),
+        request: (route, owner, command) => node.request(route, owner, command),
+      };
+      node.serve(async (route, command) => runRouteCommand(engine.route(route), command));
+    }
+  }
+
+  private readonly remote: RemoteRoutes | undefined;
 
   static async open(config: WaystationConfigInput, options: WaystationOptions = {}): Promise<Waystation> {
     const resolved = parseConfig(config);
@@ -147,26 +231,30 @@ export class Waystation {
     const logger = options.logger ?? pino({ level: process.env.WAYSTATION_LOG_LEVEL ?? 'info' });
     for (const w of resolved.warnings)
       logger.warn({ path: w.path }, `config warning: ${w.path}: ${w.message}`);
-    const store = await Store.open({
-      dataDir: resolve(baseDir, c.dataDir),
-      streams: resolved.streams,
-      routes: resolved.routes,
-      log: {
-        fsync: c.storage.fsync,
-        fsyncIntervalMs: c.storage.fsyncInterval,
-        segmentBytes: c.storage.segmentBytes,
-        blobThreshold: c.storage.blobThreshold,
-        writeTimeoutMs: c.storage.writeTimeout,
-        onCorruption: (r) => logger.error({ ...r }, 'damaged record found in the log; it was skipped'),
-        onCommit: options.observe?.logCommit,
-      },
-      dedupWindowMs: c.storage.dedupWindow,
-      maxBytes: c.storage.maxBytes,
-      minFreeBytes: c.storage.minFreeBytes,
-      fileSystem: options.fileSystem,
-      onWarning: (w) => logger.warn({ file: w.file, err: w.cause }, w.message),
-      now: options.clock ? () => options.clock!.now() : undefined,
-    });
+    const dataDir = resolve(baseDir, c.dataDir);
+    const cluster = c.cluster ? await openCluster(c.cluster, c, resolved, dataDir, logger) : undefined;
+    const store: MessageStore =
+      cluster?.backend.store ??
+      (await Store.open({
+        dataDir,
+        streams: resolved.streams,
+        routes: resolved.routes,
+        log: {
+          fsync: c.storage.fsync,
+          fsyncIntervalMs: c.storage.fsyncInterval,
+          segmentBytes: c.storage.segmentBytes,
+          blobThreshold: c.storage.blobThreshold,
+          writeTimeoutMs: c.storage.writeTimeout,
+          onCorruption: (r) => logger.error({ ...r }, 'damaged record found in the log; it was skipped'),
+          onCommit: options.observe?.logCommit,
+        },
+        dedupWindowMs: c.storage.dedupWindow,
+        maxBytes: c.storage.maxBytes,
+        minFreeBytes: c.storage.minFreeBytes,
+        fileSystem: options.fileSystem,
+        onWarning: (w) => logger.warn({ file: w.file, err: w.cause }, w.message),
+        now: options.clock ? () => options.clock!.now() : undefined,
+      }));
     try {
       const targets = new Map<string, Target>();
       for (const [name, t] of Object.entries(c.targets)) {
@@ -178,6 +266,7 @@ export class Waystation {
         targets,
         clock: options.clock,
         random: options.random,
+        ownership: cluster?.backend.node,
         events: {
           stateChange: (route, from, to) =>
             logger.info(
@@ -193,11 +282,24 @@ export class Waystation {
           attempt: options.observe?.delivery,
         },
       });
-      await engine.start();
+      if (cluster) {
+        const js = cluster.backend.store;
+        js.onGrowth((stream) => engine.published(stream));
+      }
       const clock = options.clock;
-      return new Waystation(store, engine, logger, c.shutdownTimeout, clock ? () => clock.now() : Date.now);
+      const ws = new Waystation(
+        store,
+        engine,
+        logger,
+        c.shutdownTimeout,
+        clock ? () => clock.now() : Date.now,
+        cluster,
+      );
+      await engine.start();
+      return ws;
     } catch (err) {
       await store.close().catch(() => {});
+      await cluster?.close();
       throw err;
     }
   }
@@ -304,7 +406,18 @@ export class Waystation {
   }
 
   route(name: string): RouteHandle {
-    return new RouteHandle(this.engine.route(name));
+    return new RouteHandle(this.engine, name, this.remote);
+  }
+
+  /** Cluster mode: the nodes, their heartbeats and the routes' owners; undefined on one node. */
+  clusterView(): Promise<ClusterView> | undefined {
+    return this.cluster?.backend.node.view();
+  }
+
+  /** Cluster mode: lease counters for metrics; undefined on one node. */
+  clusterCounters(): { held: number; acquired: number; lost: number; handedOver: number } | undefined {
+    const node = this.cluster?.backend.node;
+    return node && { held: node.ownedRoutes().length, ...node.counters };
   }
 
   streams(): StreamInfo[] {
@@ -351,8 +464,59 @@ export class Waystation {
     this.closing = (async () => {
       await this.engine.stop(this.shutdownTimeoutMs);
       await this.store.close();
+      await this.cluster?.close();
     })();
     return this.closing;
+  }
+}
+
+interface OpenCluster {
+  backend: ClusterBackend;
+  leaseTtlMs: number;
+  close(): Promise<void>;
+}
+
+/** Cluster mode: the data directory is locked for node-local files; everything else is in JetStream. */
+async function openCluster(
+  cluster: ClusterConfig,
+  c: WaystationConfig,
+  resolved: ResolvedConfig,
+  dataDir: string,
+  logger: Logger,
+): Promise<OpenCluster> {
+  const lock = await DataDirLock.acquire(dataDir);
+  try {
+    const backend = await openClusterBackend({
+      nodeId: cluster.nodeId,
+      prefix: cluster.prefix,
+      nats: cluster.nats,
+      leaseTtlMs: cluster.leaseTtl,
+      publishTimeoutMs: cluster.publishTimeout,
+      dedupWindowMs: c.storage.dedupWindow,
+      dataDir,
+      streams: resolved.streams,
+      routes: resolved.routes,
+      version: VERSION,
+      onLeaseChange: (route, owned, reason) =>
+        logger.info({ route, owned, reason }, `route ${route}: lease ${reason}`),
+      onError: (err, context) => logger.warn({ err, context }, `cluster: ${context} failed; retrying`),
+      onServerTooOld: (err) => logger.error({ err }, err.message),
+    });
+    logger.info(
+      { nodeId: backend.node.nodeId, server: backend.nc.getServer(), version: backend.nc.info?.version },
+      'cluster mode: connected to NATS JetStream',
+    );
+    return {
+      backend,
+      leaseTtlMs: cluster.leaseTtl,
+      close: async () => {
+        await backend.close();
+        await lock.release();
+      },
+    };
+  } catch (err) {
+    await lock.release();
+    throw err;
   }
 }
 

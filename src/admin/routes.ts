@@ -7,7 +7,7 @@
  * answers 404 exactly as one that does not exist, so a token cannot probe for names.
  */
 import type { FastifyInstance } from 'fastify';
-import { BadRequestError, UnknownRouteError, UnknownStreamError } from '../errors.js';
+import { BadRequestError, NotClusteredError, UnknownRouteError, UnknownStreamError } from '../errors.js';
 import { type AccessCheck, type Principal, reachesAll } from '../ingest/http/auth.js';
 import type { RouteHandle, Waystation } from '../waystation.js';
 import { nameParam } from './params.js';
@@ -67,6 +67,22 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     },
   );
 
+  app.get(
+    '/v1/cluster',
+    { schema: { summary: 'Cluster mode: nodes, heartbeats, route owners' } },
+    async (req) => {
+      const principal = access(req, 'read');
+      const view = await ws.clusterView();
+      if (!view) throw new NotClusteredError();
+      // Routes out of the token's reach stay unnamed, as everywhere else.
+      const owners = Object.fromEntries(
+        Object.entries(view.owners).filter(([route]) => reachesAll(principal, ws.route(route).streams)),
+      );
+      const nodes = view.nodes.map((n) => ({ ...n, routes: n.routes.filter((r) => r in owners) }));
+      return { ...view, nodes, owners };
+    },
+  );
+
   app.get('/v1/routes', { schema: { summary: 'Routes with state and counters' } }, async (req) => {
     const principal = access(req, 'read');
     const routes = await ws.routes();
@@ -84,7 +100,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     { schema: { params: routeParams } },
     async (req) => {
       const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
-      route.store();
+      await route.store();
       return route.snapshot();
     },
   );
@@ -94,7 +110,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     { schema: { params: routeParams } },
     async (req) => {
       const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
-      route.forward();
+      await route.forward();
       return route.snapshot();
     },
   );
@@ -113,7 +129,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     },
     async (req) => {
       const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
-      return { purged: route.purge({ top: req.query.top }) };
+      return { purged: await route.purge({ top: req.query.top }) };
     },
   );
 
@@ -122,7 +138,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     { schema: { params: routeParams } },
     async (req) => {
       const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
-      route.resetCounters();
+      await route.resetCounters();
       return route.snapshot();
     },
   );

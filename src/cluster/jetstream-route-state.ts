@@ -6,8 +6,8 @@
  *   <prefix>_dead       key `<route>.<encoded stream>.<seq>`: one dead letter, JSON
  *
  * Progress writes are compare-and-set on the entry's revision (create when absent), so a node
- * never overwrites state another node wrote since it read it (ClusterWriteConflictError); the
- * route lease's revision will fence these writes later. Both buckets keep one revision per key
+ * never overwrites state another node wrote since it read it (ClusterWriteConflictError); in a
+ * gateway, the route lease's revision fences them (`lease` in the value, JetStreamStore.fenceProgress). Both buckets keep one revision per key
  * (`history: 1`), file storage, the configured replicas.
  */
 
@@ -40,6 +40,8 @@ const isConflict = (err: unknown) =>
 interface ProgressValue {
   version: 1;
   writer: string;
+  /** The writer's route lease revision (the fencing token), when routes have owners. */
+  lease?: number;
   route: PersistedRouteState;
   counters: RouteCounters;
   streams: Record<string, SavedStreamProgress>;
@@ -55,10 +57,11 @@ export class JetStreamRouteProgress implements RouteProgressStore {
     private readonly kv: KV,
     private readonly name: string,
     private readonly nodeId: string,
-    private revision: number,
+    private entryRevision: number,
     public route: PersistedRouteState,
     public counters: RouteCounters,
     readonly streams: Map<string, StreamProgress>,
+    private readonly fence: (() => number | undefined) | undefined,
   ) {}
 
   static async open(
@@ -68,6 +71,7 @@ export class JetStreamRouteProgress implements RouteProgressStore {
     streams: readonly string[],
     startOf: (stream: string) => number,
     now: number,
+    fence?: () => number | undefined,
   ): Promise<JetStreamRouteProgress> {
     const e = await kv.get(name);
     const saved =
@@ -75,7 +79,12 @@ export class JetStreamRouteProgress implements RouteProgressStore {
     const progress = restoreStreamProgress(saved?.streams, streams, startOf);
     const route = saved?.route ?? initialRouteState(now);
     const counters = { ...zeroCounters(), ...saved?.counters };
-    return new JetStreamRouteProgress(kv, name, nodeId, e?.revision ?? 0, route, counters, progress);
+    return new JetStreamRouteProgress(kv, name, nodeId, e?.revision ?? 0, route, counters, progress, fence);
+  }
+
+  /** The KV revision of the entry this node last read or wrote (0: none yet). */
+  get revision(): number {
+    return this.entryRevision;
   }
 
   stream(name: string): StreamProgress {
@@ -85,24 +94,30 @@ export class JetStreamRouteProgress implements RouteProgressStore {
   }
 
   async save(inFlight: ReadonlyMap<string, Iterable<number>>): Promise<void> {
+    const lease = this.fence?.();
+    if (this.fence && lease === undefined)
+      throw new ClusterWriteConflictError(
+        `The progress of route "${this.name}" (this node does not own the route's lease)`,
+      );
     const streams = saveStreamProgress(this.streams, inFlight);
     const value: ProgressValue = {
       version: 1,
       writer: this.nodeId,
+      ...(lease === undefined ? {} : { lease }),
       route: this.route,
       counters: this.counters,
       streams,
     };
-    await this.write(encoder.encode(JSON.stringify(value)));
+    await this.write(encoder.encode(JSON.stringify(value)), lease);
   }
 
-  private async write(bytes: Uint8Array, again = true): Promise<void> {
+  private async write(bytes: Uint8Array, lease: number | undefined, again = true): Promise<void> {
     const what = `The progress of route "${this.name}"`;
     try {
-      this.revision =
-        this.revision === 0
+      this.entryRevision =
+        this.entryRevision === 0
           ? await this.kv.create(this.name, bytes)
-          : await this.kv.update(this.name, bytes, this.revision);
+          : await this.kv.update(this.name, bytes, this.entryRevision);
       this.unanswered = undefined;
     } catch (err) {
       if (isConflict(err)) {
@@ -113,10 +128,16 @@ export class JetStreamRouteProgress implements RouteProgressStore {
           e.operation === 'PUT' &&
           (sameBytes(e.value, bytes) || (this.unanswered && sameBytes(e.value, this.unanswered)))
         ) {
-          this.revision = e.revision;
+          this.entryRevision = e.revision;
           this.unanswered = undefined;
-          if (!sameBytes(e.value, bytes) && again) return this.write(bytes, false);
+          if (!sameBytes(e.value, bytes) && again) return this.write(bytes, lease, false);
           return;
+        }
+        // Written under an older lease (the previous owner's last save, landing late): this
+        // node owns the route now and overwrites it. Under a newer lease: this node is stale.
+        if (e && lease !== undefined && again && leaseOf(e) < lease) {
+          this.entryRevision = e.revision;
+          return this.write(bytes, lease, false);
         }
         throw new ClusterWriteConflictError(what);
       }
@@ -130,6 +151,12 @@ export class JetStreamRouteProgress implements RouteProgressStore {
       throw err;
     }
   }
+}
+
+/** The lease revision an entry was written under (0: none, or deleted). */
+function leaseOf(e: { operation: string; value: Uint8Array }): number {
+  if (e.operation !== 'PUT') return 0;
+  return (JSON.parse(decoder.decode(e.value)) as ProgressValue).lease ?? 0;
 }
 
 const letterKey = (route: string, stream: string, seq: number) => `${route}.${encodeName(stream)}.${seq}`;

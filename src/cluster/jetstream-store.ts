@@ -23,7 +23,7 @@ import {
   StorageType,
 } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import {
   ClusterPayloadTooLargeError,
   ClusterUnavailableError,
@@ -41,7 +41,12 @@ import { assertStreamName, encodeMeta, parseMessageId, type StoredMessage } from
 import type { PublishedRef, PublishInput } from '../store/stream.js';
 import { type BatchRecord, encodedBatchBytes } from './batch-codec.js';
 import { JetStreamDeadLetters, JetStreamRouteProgress } from './jetstream-route-state.js';
-import { isUnavailable, JetStreamMessageStream, type JetStreamStreamContext } from './jetstream-stream.js';
+import {
+  encodeName,
+  isUnavailable,
+  JetStreamMessageStream,
+  type JetStreamStreamContext,
+} from './jetstream-stream.js';
 import { assertServerVersion } from './server-version.js';
 
 export interface JetStreamStoreOptions {
@@ -85,6 +90,11 @@ export class JetStreamStore implements MessageStore {
   private closing = false;
   private timer: NodeJS.Timeout | undefined;
   private refreshing = false;
+  private readonly fences = new Map<string, () => number | undefined>();
+  private readonly growthListeners = new Set<(stream: string) => void>();
+  private readonly catchingUp = new Map<string, 'running' | 'again'>();
+  private notifications: { unsubscribe(): void } | undefined;
+  private nodeId = '';
 
   private constructor(
     private readonly options: JetStreamStoreOptions,
@@ -140,6 +150,7 @@ export class JetStreamStore implements MessageStore {
       const store = new JetStreamStore(options, nc, !options.nc, ctx, progressKv, deadKv);
       await store.load();
       store.startRefresh();
+      store.listenForPublishes();
       return store;
     } catch (err) {
       if (!options.nc) await nc.close().catch(() => {});
@@ -161,19 +172,107 @@ export class JetStreamStore implements MessageStore {
     for (const name of this.options.streams) await this.openStream(name);
     const now = (this.options.now ?? Date.now)();
     const nodeId = this.options.nodeId ?? (await import('node:os')).hostname();
-    for (const route of this.options.routes) {
-      const progress = await JetStreamRouteProgress.open(
-        this.progressKv,
-        route.name,
-        nodeId,
-        route.streams,
-        (s) => this.stream(s).firstSeq,
-        now,
-      );
-      for (const [name, p] of progress.streams) p.trimBelow(this.stream(name).firstSeq);
-      this.progress.set(route.name, progress);
-      this.dead.set(route.name, await JetStreamDeadLetters.open(this.deadKv, route.name));
+    this.nodeId = nodeId;
+    for (const route of this.options.routes) await this.loadRoute(route, now);
+  }
+
+  /**
+   * Reads a route's dead letters, then its progress, as saved in KV. In that order: a resubmit
+   * saves the message as pending before it removes the dead letter (route-runner.ts), so a view
+   * read this way never has a message neither pending nor dead-lettered that the route still
+   * needs, and collection on it stays safe.
+   */
+  private async loadRoute(route: { name: string; streams: readonly string[] }, now: number): Promise<void> {
+    const dead = await JetStreamDeadLetters.open(this.deadKv, route.name);
+    const progress = await JetStreamRouteProgress.open(
+      this.progressKv,
+      route.name,
+      this.nodeId,
+      route.streams,
+      (s) => this.stream(s).firstSeq,
+      now,
+      () => this.fences.get(route.name)?.(),
+    );
+    for (const [name, p] of progress.streams) p.trimBelow(this.stream(name).firstSeq);
+    this.progress.set(route.name, progress);
+    this.dead.set(route.name, dead);
+  }
+
+  /**
+   * Reads a route's progress and dead letters again from KV: the view another node saved. After
+   * this, `routeProgress(route)` and `deadLetters(route)` return new objects (the cluster node
+   * reloads a route it takes over, and the routes other nodes own, before the engine rebuilds
+   * their runners). With `ifChanged`, only when the saved progress has another revision than
+   * the one held; resolves with whether it read anything.
+   */
+  async reloadRoute(route: string, options: { ifChanged?: boolean } = {}): Promise<boolean> {
+    const r = this.options.routes.find((x) => x.name === route);
+    if (!r) throw new UnknownRouteError(route);
+    if (options.ifChanged) {
+      const e = await this.progressKv.get(route);
+      if ((e?.revision ?? 0) === this.routeProgress(route).revision) return false;
     }
+    await Promise.all(r.streams.map((s) => this.stream(s).refresh()));
+    await this.loadRoute(r, (this.options.now ?? Date.now)());
+    return true;
+  }
+
+  /**
+   * Fences a route's progress writes with its lease: `token()` is the lease's revision while this
+   * node owns the route, else undefined (then saving is refused). A write that finds the entry
+   * overtaken by a writer with an older lease overwrites it (this node owns the route now); one
+   * overtaken by a newer lease is refused (ClusterWriteConflictError).
+   */
+  fenceProgress(route: string, token: () => number | undefined): void {
+    this.fences.set(route, token);
+  }
+
+  /** Calls `listener(stream)` when this node learns that another node stored messages in `stream`. */
+  onGrowth(listener: (stream: string) => void): () => void {
+    this.growthListeners.add(listener);
+    return () => this.growthListeners.delete(listener);
+  }
+
+  /**
+   * Every publish is followed by a small core-NATS notice on `<prefix>.n.<stream>`; other nodes
+   * catch the stream up at once instead of at the next refresh, so a route owned elsewhere starts
+   * sending within milliseconds. A lost notice costs at most one refresh interval.
+   */
+  private listenForPublishes(): void {
+    const sub = this.nc.subscribe(`${this.ctx.prefix}.n.*`, {
+      callback: (err, msg) => {
+        if (err) return;
+        const from = msg.headers?.get('Ws-Node');
+        if (from === this.nodeId) return;
+        const encoded = msg.subject.slice(this.ctx.prefix.length + 3);
+        for (const stream of this.streamsByName.values())
+          if (encodeName(stream.name) === encoded) this.catchUp(stream);
+      },
+    });
+    this.notifications = sub;
+  }
+
+  /** One refresh at a time per stream; a notice during one asks for another after it. */
+  private catchUp(stream: JetStreamMessageStream): void {
+    if (this.catchingUp.has(stream.name)) {
+      this.catchingUp.set(stream.name, 'again');
+      return;
+    }
+    this.catchingUp.set(stream.name, 'running');
+    const before = stream.lastSeq;
+    stream
+      .refresh()
+      .catch(() => {})
+      .finally(() => {
+        const again = this.catchingUp.get(stream.name) === 'again';
+        this.catchingUp.delete(stream.name);
+        if (stream.lastSeq > before) this.grew(stream.name);
+        if (again && !this.closing) this.catchUp(stream);
+      });
+  }
+
+  private grew(stream: string): void {
+    for (const listener of this.growthListeners) listener(stream);
   }
 
   private async openStream(name: string): Promise<JetStreamMessageStream> {
@@ -191,8 +290,13 @@ export class JetStreamStore implements MessageStore {
     this.timer = setInterval(() => {
       if (this.refreshing || this.closing) return;
       this.refreshing = true;
-      Promise.allSettled([...this.streamsByName.values()].map((s) => s.refresh())).finally(() => {
+      const streams = [...this.streamsByName.values()];
+      const before = streams.map((s) => s.lastSeq);
+      Promise.allSettled(streams.map((s) => s.refresh())).finally(() => {
         this.refreshing = false;
+        streams.forEach((s, i) => {
+          if (s.lastSeq > before[i]!) this.grew(s.name);
+        });
       });
     }, every);
     this.timer.unref();
@@ -266,7 +370,9 @@ export class JetStreamStore implements MessageStore {
     const release = await options.admit?.(streamName, inputs.length, bytes);
     const run = (async () => {
       const records = await this.collect(streamName, inputs);
-      return stream.append(records, idem);
+      const refs = await stream.append(records, idem);
+      this.announce(stream);
+      return refs;
     })();
     this.inFlight.add(run);
     try {
@@ -274,6 +380,17 @@ export class JetStreamStore implements MessageStore {
     } finally {
       this.inFlight.delete(run);
       release?.();
+    }
+  }
+
+  private announce(stream: JetStreamMessageStream): void {
+    if (this.nc.isClosed()) return;
+    const h = natsHeaders();
+    h.set('Ws-Node', this.nodeId);
+    try {
+      this.nc.publish(`${this.ctx.prefix}.n.${encodeName(stream.name)}`, undefined, { headers: h });
+    } catch {
+      // A notice is an optimisation: the periodic refresh finds the publish anyway.
     }
   }
 
@@ -362,6 +479,7 @@ export class JetStreamStore implements MessageStore {
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.notifications?.unsubscribe();
     await Promise.allSettled([...this.inFlight]);
     if (this.ownConnection) await this.nc.close().catch(() => {});
   }

@@ -23,6 +23,20 @@ export interface EngineEvents {
   overdue?: (attempt: OverdueAttempt) => void;
 }
 
+/**
+ * Which routes this node delivers (cluster mode: a lease per route). Without it, every route
+ * runs here. `start` calls `assign(route, owned)` whenever this node takes or loses a route, and
+ * when the saved state of a route another node owns was read again; the engine then rebuilds the
+ * route's runner from the store (and starts it if owned).
+ */
+export interface RouteOwnership {
+  start(assign: (route: string, owned: boolean) => Promise<void>): Promise<void>;
+  /** Whether this node may send for `route` right now; checked before every send and save. */
+  maySend(route: string): boolean;
+  /** Gives up every route (after the runners saved their progress). */
+  stop(): Promise<void>;
+}
+
 export interface EngineOptions {
   store: MessageStore;
   routes: readonly Readonly<RouteOptions>[];
@@ -36,6 +50,8 @@ export interface EngineOptions {
   gcIntervalMs?: number;
   /** How often the watchdog looks for attempts in flight past their timeout, ms. Default 1 000. */
   watchdogIntervalMs?: number;
+  /** Cluster mode: which routes run on this node. */
+  ownership?: RouteOwnership;
 }
 
 export type Receipt = Record<string, MessageState>;
@@ -55,25 +71,16 @@ export class DeliveryEngine {
   private readonly waiters = new Set<Waiter>();
   private running = false;
   private gcRunning = false;
+  /** Cluster mode: the routes this node owns now. */
+  private readonly owned = new Set<string>();
+  private readonly assigning = new Map<string, Promise<void>>();
 
   constructor(private readonly options: EngineOptions) {
     this.clock = options.clock ?? systemClock;
     for (const route of options.routes) {
-      const target = options.targets.get(route.target);
-      if (!target) throw new Error(`route ${route.name}: no target instance named ${route.target}`);
-      const runner = new RouteRunner({
-        options: route,
-        store: options.store,
-        target,
-        clock: this.clock,
-        random: options.random ?? Math.random,
-        onStateChange: (r, previous) => this.onStateChange(r, previous),
-        onSettled: (stream) => this.wakeWaiters(stream),
-        onError: (err, context) => this.options.events?.error?.(err, context),
-        onAttempt: (seconds) => this.options.events?.attempt?.(route.name, seconds),
-        onOverdue: (attempt) => this.options.events?.overdue?.(attempt),
-        progressSaveDelayMs: options.progressSaveDelayMs,
-      });
+      if (!options.targets.has(route.target))
+        throw new Error(`route ${route.name}: no target instance named ${route.target}`);
+      const runner = this.makeRunner(route);
       this.runners.set(route.name, runner);
       for (const s of route.streams) {
         const list = this.byStream.get(s) ?? [];
@@ -83,12 +90,41 @@ export class DeliveryEngine {
     }
   }
 
+  private makeRunner(route: Readonly<RouteOptions>): RouteRunner {
+    const { ownership } = this.options;
+    return new RouteRunner({
+      options: route,
+      store: this.options.store,
+      target: this.options.targets.get(route.target)!,
+      clock: this.clock,
+      random: this.options.random ?? Math.random,
+      onStateChange: (r, previous) => this.onStateChange(r, previous),
+      onSettled: (stream) => this.wakeWaiters(stream),
+      onError: (err, context) => this.options.events?.error?.(err, context),
+      onAttempt: (seconds) => this.options.events?.attempt?.(route.name, seconds),
+      onOverdue: (attempt) => this.options.events?.overdue?.(attempt),
+      progressSaveDelayMs: this.options.progressSaveDelayMs,
+      mayDeliver: ownership ? () => ownership.maySend(route.name) : undefined,
+    });
+  }
+
+  /** Whether the route runs on this node (always, unless cluster mode gave it to another). */
+  private active(runner: RouteRunner): boolean {
+    return this.options.ownership === undefined || this.owned.has(runner.name);
+  }
+
+  /** Whether this node delivers `route` now (always outside cluster mode). */
+  owns(route: string): boolean {
+    return this.options.ownership === undefined || this.owned.has(route);
+  }
+
   async start(): Promise<void> {
     this.running = true;
     for (const target of new Set(this.options.targets.values())) await target.start?.();
     for (const runner of this.runners.values()) {
-      runner.start();
-      this.every(runner.options.cleanupIntervalMs, () => this.sweep(runner));
+      if (this.active(runner)) runner.start();
+      const name = runner.name;
+      this.every(runner.options.cleanupIntervalMs, () => this.sweep(name));
     }
     this.every(this.options.gcIntervalMs ?? 1000, () => this.collectGarbage());
     // Its own timer, apart from the attempts' timers it checks on.
@@ -96,6 +132,34 @@ export class DeliveryEngine {
       const now = this.clock.now();
       for (const runner of this.runners.values()) runner.watch(now);
     });
+    await this.options.ownership?.start((route, owned) => this.assign(route, owned));
+  }
+
+  /**
+   * Cluster mode: rebuilds a route's runner from what the store holds now (reloaded by the
+   * ownership), stopping the old one first without saving; starts it when this node owns the route.
+   */
+  private assign(name: string, owned: boolean): Promise<void> {
+    const previous = this.assigning.get(name) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      const old = this.route(name);
+      if (owned) this.owned.add(name);
+      else this.owned.delete(name);
+      await old.abandon();
+      const runner = this.makeRunner(old.options);
+      this.runners.set(name, runner);
+      for (const s of runner.options.streams) {
+        const list = this.byStream.get(s)!;
+        list[list.indexOf(old)] = runner;
+      }
+      if (owned && this.running && this.owned.has(name)) runner.start();
+      for (const s of runner.options.streams) this.wakeWaiters(s);
+    });
+    this.assigning.set(
+      name,
+      next.catch(() => {}),
+    );
+    return next;
   }
 
   private every(ms: number, fn: () => Promise<void>): void {
@@ -110,8 +174,9 @@ export class DeliveryEngine {
     this.timers.push(this.clock.setTimeout(tick, ms));
   }
 
-  private async sweep(runner: RouteRunner): Promise<void> {
-    await runner.enforceRetention();
+  private async sweep(name: string): Promise<void> {
+    const runner = this.route(name);
+    if (this.active(runner)) await runner.enforceRetention();
   }
 
   private async collectGarbage(): Promise<void> {
@@ -158,6 +223,7 @@ export class DeliveryEngine {
   /** Messages were stored in `stream`: apply count/size limits and wake its routes. */
   published(stream: string): void {
     for (const runner of this.routesOf(stream)) {
+      if (!this.active(runner)) continue;
       void runner
         .enforceLimits()
         .catch((err: unknown) => this.options.events?.error?.(err, `route ${runner.name}: retention`));
@@ -242,7 +308,10 @@ export class DeliveryEngine {
   async stop(graceMs: number): Promise<void> {
     this.running = false;
     for (const t of this.timers.splice(0)) t.cancel();
+    await Promise.allSettled(this.assigning.values());
     await Promise.all(this.routes().map((r) => r.stop(graceMs)));
+    // Leases go only after the runners saved their progress.
+    await this.options.ownership?.stop();
     for (const target of new Set(this.options.targets.values())) await target.stop?.();
   }
 }

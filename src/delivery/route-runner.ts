@@ -55,6 +55,11 @@ export interface RouteRunnerDeps {
   onError: (err: unknown, context: string) => void;
   /** Coalescing delay for saving progress after acks, ms. */
   progressSaveDelayMs?: number;
+  /**
+   * Cluster mode: whether this node may send for the route right now (its lease). Checked
+   * before every send and every progress save. Default: always.
+   */
+  mayDeliver?: () => boolean;
 }
 
 export interface RouteSnapshot extends RouteCounters {
@@ -211,6 +216,29 @@ export class RouteRunner {
     this.pump();
   }
 
+  /**
+   * Stops at once because this node lost the route (cluster mode): aborts what is at the target
+   * and saves nothing (the route's new owner reads the progress last saved, and sends again what
+   * was in flight).
+   */
+  async abandon(): Promise<void> {
+    this.running = false;
+    this.prober.reset();
+    this.wake.cancel();
+    this.batchWait.cancel();
+    this.saveTimer?.cancel();
+    this.saveTimer = undefined;
+    for (const c of this.controllers) c.abort(new Error('this node lost the route'));
+    await this.pumpDone;
+    await this.reader.busy;
+    await this.retention.busy;
+    if (this.out.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private mayDeliver(): boolean {
+    return this.deps.mayDeliver?.() ?? true;
+  }
+
   /** Stops dispatching, aborts deliveries still out after `graceMs`, and saves progress. */
   async stop(graceMs: number): Promise<void> {
     this.running = false;
@@ -295,7 +323,7 @@ export class RouteRunner {
   }
 
   private async dispatch(): Promise<void> {
-    while (this.running && this.out.size < this.deps.options.maxInFlight) {
+    while (this.running && this.mayDeliver() && this.out.size < this.deps.options.maxInFlight) {
       const attempt = await this.nextBatch();
       if (!attempt) break;
       void this.send(attempt);
@@ -450,6 +478,8 @@ export class RouteRunner {
     const { stream, messages, probe } = attempt.batch;
     const p = this.progress.stream(stream.name);
     try {
+      // The lease may have lapsed while the batch was read: then it is not sent and stays pending.
+      if (!this.mayDeliver()) return;
       const started = performance.now();
       const outcomes = await this.deliver(attempt, p);
       this.observe(performance.now() - started);
@@ -718,12 +748,15 @@ export class RouteRunner {
   async resubmit(ids?: readonly string[]): Promise<number> {
     const letters = this.selectLetters(ids);
     if (letters.length === 0) return 0;
-    await this.dead.remove(letters);
+    // Saved as pending before the dead letters go: at no moment is a resubmitted message
+    // neither pending nor dead-lettered in what is saved, so collection (on any node, from what
+    // it last read) never drops it. A crash in between leaves it pending and still listed.
     for (const l of letters) {
       this.progress.stream(l.stream).unmarkDead(l.seq);
       this.retries.restart(attemptKey(l.stream, l.seq));
     }
     await this.saveNow();
+    await this.dead.remove(letters);
     this.pump();
     return letters.length;
   }
@@ -811,6 +844,8 @@ export class RouteRunner {
   saveNow(): Promise<void> {
     this.saveTimer?.cancel();
     this.saveTimer = undefined;
+    // Only the route's owner writes its progress (cluster mode).
+    if (!this.mayDeliver()) return this.saving;
     this.progress.route = {
       state: this.state.name,
       since: this.state.since,

@@ -202,7 +202,7 @@ describe('liveness', () => {
     await sim.ws.publish('s', Buffer.from('b1'), { key: 'kb' }); // nacked: retry at +1001
     await sim.ws.publish('s', Buffer.from('b2'), { key: 'kb' }); // waits behind b1
     await sim.clock.advance(0);
-    expect(sim.ws.route('r').purge({ top: 2 })).toBe(2); // a and b1, waiting for their retries
+    expect(await sim.ws.route('r').purge({ top: 2 })).toBe(2); // a and b1, waiting for their retries
     t.behaviour = 'up';
     await sim.clock.advance(5_000);
     expect(t.texts()).toEqual(['b2']);

@@ -128,13 +128,13 @@ describe('message fates (property)', () => {
                 await sim.clock.advance(cmd.ms);
                 break;
               case 'store':
-                sim.ws.route(names[cmd.route]).store();
+                await sim.ws.route(names[cmd.route]).store();
                 break;
               case 'forward':
-                sim.ws.route(names[cmd.route]).forward();
+                await sim.ws.route(names[cmd.route]).forward();
                 break;
               case 'purge':
-                sim.ws.route(names[cmd.route]).purge({ top: cmd.top });
+                await sim.ws.route(names[cmd.route]).purge({ top: cmd.top });
                 break;
               case 'restart':
                 await sim.restart();

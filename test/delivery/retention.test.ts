@@ -107,14 +107,14 @@ describe('retention, overflow, purge and storage limits', () => {
     const route = sim.ws.route('r');
     route.store();
     await sim.publish('s', ...texts(6));
-    expect(route.purge({ top: 2 })).toBe(2);
+    expect(await route.purge({ top: 2 })).toBe(2);
     expect(await route.snapshot()).toMatchObject({ purged: 2, inQueue: 4 });
     route.forward();
     await sim.clock.advance(10);
     expect(sim.targets.t!.texts()).toEqual(['m3', 'm4', 'm5', 'm6']);
     route.store();
     await sim.publish('s', 'x', 'y');
-    expect(route.purge()).toBe(2);
+    expect(await route.purge()).toBe(2);
     expect(await route.snapshot()).toMatchObject({ purged: 4, inQueue: 0, forwarded: 4 });
     route.resetCounters();
     expect(await route.snapshot()).toMatchObject({ purged: 0, forwarded: 0 });
