@@ -18,8 +18,10 @@ import type { Target } from './delivery/target.js';
 import {
   ArgumentError,
   ClusterRouteUnownedError,
+  ErrorCodes,
   InvalidArgumentError,
   ShuttingDownError,
+  WaystationError,
 } from './errors.js';
 import type { StorageFileSystem } from './log/index.js';
 import type { MessageStore } from './store/backend.js';
@@ -164,13 +166,28 @@ export class RouteHandle {
     };
   }
 
-  /** Runs an action here when this node delivers the route, else on its owner. */
+  /**
+   * Runs an action here when this node delivers the route, else on its owner. While the route
+   * changes hands (no owner, or the named owner just gave it up) it tries again for up to one
+   * lease TTL, then fails with ClusterRouteUnownedError; nothing was changed then.
+   */
   private async act(command: RouteCommand): Promise<unknown> {
-    if (this.engine.owns(this.name) || !this.remote) return runRouteCommand(this.runner, command);
-    const owner = await this.remote.ownerOf(this.name);
-    if (owner === undefined || owner === this.remote.nodeId)
-      throw new ClusterRouteUnownedError(this.name, this.remote.leaseTtlMs);
-    return this.remote.request(this.name, owner, command);
+    const remote = this.remote;
+    if (this.engine.owns(this.name) || !remote) return runRouteCommand(this.runner, command);
+    const deadline = performance.now() + remote.leaseTtlMs;
+    for (;;) {
+      if (this.engine.owns(this.name)) return runRouteCommand(this.runner, command);
+      const owner = await remote.ownerOf(this.name);
+      if (owner !== undefined && owner !== remote.nodeId) {
+        try {
+          return await remote.request(this.name, owner, command);
+        } catch (err) {
+          if (!(err instanceof WaystationError && err.code === ErrorCodes.ClusterRouteUnowned)) throw err;
+        }
+      }
+      if (performance.now() > deadline) throw new ClusterRouteUnownedError(this.name, remote.leaseTtlMs);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }
 
@@ -218,7 +235,11 @@ export class Waystation {
         ownerOf: (route) => node.ownerOf(route),
         request: (route, owner, command) => node.request(route, owner, command),
       };
-      node.serve(async (route, command) => runRouteCommand(engine.route(route), command));
+      node.serve(async (route, command) =>
+        command.type === 'snapshot'
+          ? { ...(await engine.route(route).snapshot()), owner: node.nodeId }
+          : runRouteCommand(engine.route(route), command),
+      );
     }
   }
 
