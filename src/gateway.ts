@@ -98,7 +98,11 @@ export class Gateway {
       ...options.waystation,
       logger,
       baseDir,
-      observe: { delivery: metrics.observeDelivery, logCommit: metrics.observeFsync },
+      observe: {
+        delivery: metrics.observeDelivery,
+        logCommit: metrics.observeFsync,
+        leaseRenewal: metrics.observeLeaseRenewal,
+      },
     });
     try {
       if (parsed.mqtt) mqtt = await MqttServer.start(ws, parsed.mqtt, logger);

@@ -46,7 +46,12 @@ export interface WaystationOptions {
   random?: () => number;
   fileSystem?: StorageFileSystem;
   /** Measurements for metrics: each delivery attempt, each log commit (seconds). */
-  observe?: { delivery?: (route: string, seconds: number) => void; logCommit?: (seconds: number) => void };
+  observe?: {
+    delivery?: (route: string, seconds: number) => void;
+    logCommit?: (seconds: number) => void;
+    /** Cluster mode: one route lease renewal (compare-and-set) was answered. */
+    leaseRenewal?: (seconds: number) => void;
+  };
 }
 
 export interface PublishOptions {
@@ -253,7 +258,9 @@ export class Waystation {
     for (const w of resolved.warnings)
       logger.warn({ path: w.path }, `config warning: ${w.path}: ${w.message}`);
     const dataDir = resolve(baseDir, c.dataDir);
-    const cluster = c.cluster ? await openCluster(c.cluster, c, resolved, dataDir, logger) : undefined;
+    const cluster = c.cluster
+      ? await openCluster(c.cluster, c, resolved, dataDir, logger, options)
+      : undefined;
     const store: MessageStore =
       cluster?.backend.store ??
       (await Store.open({
@@ -435,10 +442,32 @@ export class Waystation {
     return this.cluster?.backend.node.view();
   }
 
-  /** Cluster mode: lease counters for metrics; undefined on one node. */
-  clusterCounters(): { held: number; acquired: number; lost: number; handedOver: number } | undefined {
+  /** Cluster mode: lease counters and membership for metrics; undefined on one node. */
+  clusterCounters():
+    | { held: number; acquired: number; lost: number; handedOver: number; nodes: number; connected: boolean }
+    | undefined {
     const node = this.cluster?.backend.node;
-    return node && { held: node.ownedRoutes().length, ...node.counters };
+    return (
+      node && {
+        held: node.ownedRoutes().length,
+        ...node.counters,
+        nodes: node.liveNodes.length,
+        connected: node.connected,
+      }
+    );
+  }
+
+  /**
+   * Snapshots of the routes this node delivers: all of them on one node, those it owns in
+   * cluster mode (metrics: each route is reported by one node, so sums across nodes are right).
+   */
+  localRoutes(): Promise<RouteSnapshot[]> {
+    return Promise.all(
+      this.engine
+        .routes()
+        .filter((r) => this.engine.owns(r.name))
+        .map((r) => r.snapshot()),
+    );
   }
 
   streams(): StreamInfo[] {
@@ -504,6 +533,7 @@ async function openCluster(
   resolved: ResolvedConfig,
   dataDir: string,
   logger: Logger,
+  options: WaystationOptions,
 ): Promise<OpenCluster> {
   const lock = await DataDirLock.acquire(dataDir);
   try {
@@ -520,6 +550,7 @@ async function openCluster(
       version: VERSION,
       onLeaseChange: (route, owned, reason) =>
         logger.info({ route, owned, reason }, `route ${route}: lease ${reason}`),
+      onRenewal: (ms) => options.observe?.leaseRenewal?.(ms / 1000),
       onError: (err, context) => logger.warn({ err, context }, `cluster: ${context} failed; retrying`),
       onServerTooOld: (err) => logger.error({ err }, err.message),
     });

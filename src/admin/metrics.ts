@@ -15,6 +15,8 @@ export interface Metrics {
   observeDelivery(route: string, seconds: number): void;
   /** One log write + fdatasync took `seconds`. */
   observeFsync(seconds: number): void;
+  /** Cluster mode: a route lease renewal was answered after `seconds`. */
+  observeLeaseRenewal(seconds: number): void;
   /** An HTTP request ended before its body was complete (client-aborted, body-timeout, staging-full). */
   observeBodyRefusal(reason: 'client-aborted' | 'body-timeout' | 'staging-full'): void;
 }
@@ -156,6 +158,33 @@ export function createMetrics(
     labelNames: ['reason'],
     registers,
   });
+  const leasesHeld = new Gauge({
+    name: 'waystation_cluster_leases_held',
+    help: 'Cluster mode: route leases this node holds (the routes it delivers)',
+    registers,
+  });
+  const leaseEvents = new Counter({
+    name: 'waystation_cluster_lease_changes_total',
+    help: 'Cluster mode: route leases this node took (acquired, a takeover or a first start), lost (a renewal failed or lapsed) or handed over to a preferred node',
+    labelNames: ['change'],
+    registers,
+  });
+  const clusterNodes = new Gauge({
+    name: 'waystation_cluster_nodes',
+    help: 'Cluster mode: live nodes at the last heartbeat, this one included',
+    registers,
+  });
+  const natsConnected = new Gauge({
+    name: 'waystation_cluster_nats_connected',
+    help: 'Cluster mode: 1 while the node is connected to a NATS server',
+    registers,
+  });
+  const renewal = new Histogram({
+    name: 'waystation_cluster_lease_renewal_seconds',
+    help: 'Cluster mode: time for a route lease renewal (compare-and-set) to be answered',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers,
+  });
   collectDefaultMetrics({ register: registry, prefix: 'waystation_' });
 
   return {
@@ -174,7 +203,18 @@ export function createMetrics(
       redelivered.reset();
       failures.reset();
       overdue.reset();
-      for (const r of await w.routes()) {
+      const cluster = w.clusterCounters();
+      if (cluster) {
+        leasesHeld.set(cluster.held);
+        clusterNodes.set(cluster.nodes);
+        natsConnected.set(cluster.connected ? 1 : 0);
+        leaseEvents.reset();
+        leaseEvents.inc({ change: 'acquired' }, cluster.acquired);
+        leaseEvents.inc({ change: 'lost' }, cluster.lost);
+        leaseEvents.inc({ change: 'handed-over' }, cluster.handedOver);
+      }
+      // Each route once across a cluster: the node that delivers it reports it.
+      for (const r of await w.localRoutes()) {
         backlog.set({ route: r.name }, r.inQueue);
         backlogBytes.set({ route: r.name }, r.usedBytes);
         inFlight.set({ route: r.name }, r.inFlight);
@@ -204,6 +244,7 @@ export function createMetrics(
     },
     observeDelivery: (route, seconds) => delivery.observe({ route }, seconds),
     observeFsync: (seconds) => fsync.observe(seconds),
+    observeLeaseRenewal: (seconds) => renewal.observe(seconds),
     observeBodyRefusal: (reason) => bodyRefusals.inc({ reason }),
   };
 }

@@ -29,6 +29,7 @@ export interface ClusterBackendOptions {
   routes: readonly { name: string; streams: readonly string[] }[];
   version: string;
   onLeaseChange?: (route: string, owned: boolean, reason: 'acquired' | 'lost' | 'handed-over') => void;
+  onRenewal?: (ms: number) => void;
   onError?: (err: unknown, context: string) => void;
   /** The node reached a nats-server older than 2.11 after a reconnect. */
   onServerTooOld?: (err: ClusterServerTooOldError) => void;
@@ -83,6 +84,7 @@ export async function openClusterBackend(options: ClusterBackendOptions): Promis
       routes: options.routes.map((r) => r.name),
       version: options.version,
       onLeaseChange: options.onLeaseChange,
+      onRenewal: options.onRenewal,
       onError: options.onError,
     });
     void watchServerVersion(nc, (err) => options.onServerTooOld?.(err)).catch(() => {});

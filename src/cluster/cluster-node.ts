@@ -42,6 +42,8 @@ export interface ClusterNodeOptions {
   standbyRefreshMs?: number;
   /** Lease taken, lost or handed over (logs and metrics). */
   onLeaseChange?: (route: string, owned: boolean, reason: 'acquired' | 'lost' | 'handed-over') => void;
+  /** A lease renewal was answered after `ms`. */
+  onRenewal?: (ms: number) => void;
   /** A background step failed (it is retried on the next tick). */
   onError?: (err: unknown, context: string) => void;
 }
@@ -150,6 +152,15 @@ export class ClusterNode {
     return this.slots.get(route)?.keeper?.maySend() ?? false;
   }
 
+  /** Nodes seen alive at the last heartbeat (this one included). */
+  get liveNodes(): readonly string[] {
+    return this.live;
+  }
+
+  get connected(): boolean {
+    return !this.options.nc.isClosed() && this.options.nc.info !== undefined;
+  }
+
   /** Routes this node may send for now. */
   ownedRoutes(): string[] {
     return [...this.slots.keys()].filter((r) => this.maySend(r));
@@ -235,6 +246,7 @@ export class ClusterNode {
     const keeper = new LeaseKeeper(this.leases, route, this.nodeId, {
       leaseTtlMs: this.ttl,
       onChange: (may) => this.onLease(route, slot, keeper, may),
+      onRenewal: this.options.onRenewal,
     });
     slot.keeper = keeper;
     this.options.store.fenceProgress(route, () =>

@@ -46,6 +46,8 @@ export interface LeaseKeeperOptions extends LeaseOptions {
   timers?: LeaseTimers;
   /** Called whenever `maySend()` changes (also when a lease lapses on the clock). */
   onChange?: (maySend: boolean, fencingToken: number | undefined) => void;
+  /** A renewal (compare-and-set) was answered after `ms`, whatever its result. */
+  onRenewal?: (ms: number) => void;
 }
 
 export class LeaseKeeper {
@@ -56,6 +58,7 @@ export class LeaseKeeper {
   private readonly clock: MonotonicClock;
   private readonly timers: LeaseTimers;
   private readonly onChange: ((may: boolean, token: number | undefined) => void) | undefined;
+  private readonly onRenewal: ((ms: number) => void) | undefined;
   private current: LeaseState;
   private timer: unknown;
   private nonceSeq = 0;
@@ -72,6 +75,7 @@ export class LeaseKeeper {
     this.clock = options.clock ?? performanceClock;
     this.timers = options.timers ?? realTimers;
     this.onChange = options.onChange;
+    this.onRenewal = options.onRenewal;
     this.current = initialLeaseState(this.clock.now());
     this.context = { nodeId, nextNonce: () => `${this.nonceBase}-${(this.nonceSeq++).toString(36)}` };
   }
@@ -150,13 +154,15 @@ export class LeaseKeeper {
           result,
         }));
         return;
-      case 'update':
-        this.ask(this.kv.update(this.key, c.value, c.revision), (result) => ({
-          type: 'updated',
-          now: this.clock.now(),
-          result,
-        }));
+      case 'update': {
+        const started = this.clock.now();
+        this.ask(this.kv.update(this.key, c.value, c.revision), (result) => {
+          const now = this.clock.now();
+          if (result !== 'error') this.onRenewal?.(now - started);
+          return { type: 'updated', now, result };
+        });
         return;
+      }
       case 'get':
         this.ask(this.kv.get(this.key), (entry) => ({ type: 'got', now: this.clock.now(), entry }));
         return;
