@@ -17,6 +17,7 @@ import { hashToken } from '../ingest/http/auth.js';
 import { hashSecret } from '../ingest/secret-hash.js';
 import { VERSION } from '../version.js';
 import { ApiClient, ApiError } from './client.js';
+import { showCluster } from './cluster-command.js';
 import { printTable } from './table.js';
 import { tuneYoungGenerationForStreaming } from './v8-tuning.js';
 
@@ -174,6 +175,16 @@ program
     );
     if (opts.json) return print(ref);
     process.stdout.write(`${ref.id}\n`);
+  });
+
+program
+  .command('cluster')
+  .description('cluster mode: the nodes, their heartbeats and which node delivers each route')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (opts: { url: string; token?: string; json?: boolean }) => {
+    await showCluster(client(opts), opts.json === true);
   });
 
 program
