@@ -8,7 +8,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startCli, stopCli, writeConfig } from '../support/cli.js';
+import { preferredOrder } from '../../src/cluster/route-placement.js';
+import { cli, startCli, stopCli, writeConfig } from '../support/cli.js';
 import { NatsCluster } from '../support/nats-cluster.js';
 import { Receiver } from '../support/receiver.js';
 import { until } from '../support/wait.js';
@@ -87,7 +88,9 @@ describe.skipIf(!services)('cluster mode with Waystation processes (run with npm
     const a = await startNode(await configFor(prefix, 'node-a'), 'node-a');
     const b = await startNode(await configFor(prefix, 'node-b'), 'node-b');
     await until(async () => (await clusterView(a)).nodes.length === 2, 15_000, 'both nodes in the cluster');
-    await until(async () => (await ownerOf(a, 'r')) !== null, 15_000, 'an owner for route r');
+    // Placement settles on the node rendezvous hashing prefers (the first owner hands it over).
+    const preferred = preferredOrder('r', ['node-a', 'node-b'])[0];
+    await until(async () => (await ownerOf(a, 'r')) === preferred, 15_000, `route r owned by ${preferred}`);
 
     const acked: Acked[] = [];
     for (let i = 0; i < 40; i++) acked.push(await publish(i % 2 === 0 ? a : b, `m-${i}`));
@@ -119,6 +122,18 @@ describe.skipIf(!services)('cluster mode with Waystation processes (run with npm
     const last = await publish(other, 'after');
     await until(() => deliveredIds().includes(last.id), 10_000, 'delivery after forward');
     expect(deliveredIds()).toHaveLength(41);
+
+    // The CLI and the metrics: both nodes, one owner; the route reported by its owner only.
+    const shown = await cli(['cluster', '--url', other.url]);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain('node-a');
+    expect(shown.stdout).toContain('node-b');
+    expect(shown.stdout).toMatch(new RegExp(`r\\s+${owner}`));
+    const metricsOf = async (n: Node) => (await fetch(`${n.url}/metrics`)).text();
+    expect(await metricsOf(owning)).toMatch(/^waystation_cluster_leases_held 1$/m);
+    expect(await metricsOf(other)).toMatch(/^waystation_cluster_leases_held 0$/m);
+    expect(await metricsOf(owning)).toContain('waystation_route_backlog_messages{route="r"}');
+    expect(await metricsOf(other)).not.toContain('waystation_route_backlog_messages{route="r"}');
 
     // A message published on one node, awaited on the other.
     const m = await publish(owning, 'receipt');
