@@ -17,6 +17,7 @@ export interface ClusterBackendOptions {
   nats: {
     servers: string | string[];
     replicas: number;
+    discoverServers?: boolean;
     user?: string | undefined;
     pass?: string | undefined;
     token?: string | undefined;
@@ -53,6 +54,7 @@ export async function openClusterBackend(options: ClusterBackendOptions): Promis
       pass: options.nats.pass,
       token: options.nats.token,
       name: `waystation ${nodeId}`,
+      ignoreClusterUpdates: options.nats.discoverServers === false,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       timeout: 5_000,

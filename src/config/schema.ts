@@ -377,6 +377,8 @@ const cluster = z.strictObject({
     servers: z.union([z.string(), z.array(z.string()).min(1)]),
     /** For every stream and KV bucket; 1 is allowed (warned). */
     replicas: z.number().int().min(1).max(5).default(3),
+    /** Also connect to the servers the NATS cluster advertises (false: only to `servers`, e.g. behind NAT or a proxy). */
+    discoverServers: z.boolean().default(true),
     user: z.string().optional(),
     pass: z.string().optional(),
     token: z.string().optional(),

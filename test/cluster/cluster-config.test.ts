@@ -32,7 +32,7 @@ describe('cluster configuration', () => {
     expect(config.cluster).toEqual({
       nodeId: 'node-a',
       prefix: 'waystation',
-      nats: { servers: ['nats://127.0.0.1:14221'], replicas: 3 },
+      nats: { servers: ['nats://127.0.0.1:14221'], replicas: 3, discoverServers: true },
       leaseTtl: 10_000,
       publishTimeout: 10_000,
     });
