@@ -73,6 +73,12 @@ const clientTls = z
   })
   .optional();
 
+/**
+ * Content-Encoding of the request bodies an http or waystation target sends (docs/targets.md):
+ * gzip (level 6) or br (quality 4); none by default. Applies to batch and single requests.
+ */
+const compression = z.enum(['none', 'gzip', 'br']).default('none');
+
 const httpTarget = z.strictObject({
   type: z.literal('http'),
   url: z.url({ protocol: /^https?$/ }),
@@ -89,6 +95,7 @@ const httpTarget = z.strictObject({
   tls: clientTls,
   classify,
   connections: positiveInt.default(8),
+  compression,
 });
 
 const fileTarget = z.strictObject({
@@ -176,6 +183,7 @@ const waystationTarget = z.strictObject({
   tls: z
     .strictObject({ ca: z.string().optional(), rejectUnauthorized: z.boolean().default(true) })
     .optional(),
+  compression,
 });
 
 export const targetSchema = z.discriminatedUnion('type', [
