@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { BadRequestError, NotClusteredError, UnknownRouteError, UnknownStreamError } from '../errors.js';
 import { type AccessCheck, type Principal, reachesAll } from '../ingest/http/auth.js';
 import type { RouteHandle, Waystation } from '../waystation.js';
+import { exportRoutes } from './export-routes.js';
 import { nameParam } from './params.js';
 
 export interface AdminRoutesOptions {
@@ -168,6 +169,13 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       return { deleted: await route.deadLetters.delete(selection(req.body)) };
     },
   );
+
+  // Streaming NDJSON exports of streams, pending messages and dead letters (export-routes.ts).
+  await exportRoutes(app, {
+    ws,
+    access,
+    reachableRoute: (principal, name) => reachableRoute(ws, principal, name),
+  });
 }
 
 /** Streams within reach, each listing only the routes within reach. */
