@@ -120,17 +120,26 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
           summary: 'Publish NDJSON messages all-or-nothing; 202 once all are durable',
           params: streamParams,
           response: {
-            202: { type: 'object', properties: { ids: { type: 'array', items: { type: 'string' } } } },
+            202: {
+              type: 'object',
+              properties: {
+                ids: { type: 'array', items: { type: ['string', 'null'] } },
+                stored: { type: 'integer' },
+                duplicates: { type: 'integer' },
+                expired: { type: 'integer' },
+              },
+            },
           },
         },
       },
       async (req, reply) => {
         const { stream } = req.params;
         requireStream(opts.access(req, 'publish'), stream);
-        const messages = parseNdjson(String(req.body ?? ''));
-        const refs = await ws.publishBatch(stream, messages, {
-          idempotencyKey: header(req, 'idempotency-key'),
-        });
+        const lines = parseNdjson(String(req.body ?? ''));
+        const idempotencyKey = header(req, 'idempotency-key');
+        if (lines.some((l) => l.expiresAt !== undefined || l.idempotencyKey !== undefined))
+          return reply.code(202).send(await publishLines(ws, stream, lines, idempotencyKey));
+        const refs = await ws.publishBatch(stream, lines, { idempotencyKey });
         return reply.code(202).send({ ids: refs.map((r) => r.id) });
       },
     );
@@ -225,13 +234,86 @@ interface BatchLine {
   key?: unknown;
   headers?: unknown;
   ttl?: unknown;
+  expiresAt?: unknown;
+  idempotencyKey?: unknown;
+}
+
+/** A parsed batch line: a message, with the per-line fields `waystation import` sends. */
+interface ParsedLine extends BatchMessage {
+  /** ms since the epoch; the message expires then (instead of a relative ttl). */
+  expiresAt?: number | undefined;
+  /** This line's own Idempotency-Key (the line is then its own publish). */
+  idempotencyKey?: string | undefined;
+}
+
+interface LinesAnswer {
+  ids: (string | null)[];
+  stored: number;
+  duplicates: number;
+  expired: number;
+}
+
+/**
+ * A batch whose lines carry `expiresAt` or `idempotencyKey` (what `waystation import` sends).
+ * With per-line keys each line is its own idempotent publish, stored in line order, one after the
+ * other: a line whose key was used within storage.dedupWindow answers the first id and stores
+ * nothing. Such a batch is not all-or-nothing: a failure leaves the lines before it stored, and
+ * sending the batch again stores each line once. A line whose expiresAt has passed is not stored
+ * (null in ids). Without per-line keys the batch stays one all-or-nothing publish.
+ */
+async function publishLines(
+  ws: Waystation,
+  stream: string,
+  lines: readonly ParsedLine[],
+  idempotencyKey: string | undefined,
+): Promise<LinesAnswer> {
+  const perLine = lines.some((l) => l.idempotencyKey !== undefined);
+  if (perLine && lines.some((l) => l.idempotencyKey === undefined))
+    throw new BadRequestError('Either every line carries "idempotencyKey" or none does.');
+  if (perLine && idempotencyKey !== undefined)
+    throw new BadRequestError(
+      'A batch with per-line "idempotencyKey" takes no Idempotency-Key header: send one or the other.',
+    );
+  const answer: LinesAnswer = { ids: [], stored: 0, duplicates: 0, expired: 0 };
+  const live: { at: number; message: BatchMessage; idempotencyKey?: string | undefined }[] = [];
+  const now = Date.now();
+  for (const [at, line] of lines.entries()) {
+    answer.ids.push(null);
+    const { expiresAt, idempotencyKey: key, ...message } = line;
+    if (expiresAt !== undefined && expiresAt <= now) {
+      answer.expired++;
+      continue;
+    }
+    if (expiresAt !== undefined) message.ttl = expiresAt - now;
+    live.push({ at, message, idempotencyKey: key });
+  }
+  if (live.length === 0) return answer;
+  if (!perLine) {
+    const refs = await ws.publishBatch(
+      stream,
+      live.map((l) => l.message),
+      { idempotencyKey },
+    );
+    for (const [i, ref] of refs.entries()) answer.ids[live[i]!.at] = ref.id;
+    answer.stored = refs.length;
+    return answer;
+  }
+  for (const { at, message, idempotencyKey: key } of live) {
+    const before = ws.streamBounds(stream).lastSeq;
+    const ref = await ws.publish(stream, message.payload, { ...message, idempotencyKey: key });
+    answer.ids[at] = ref.id;
+    // A used key answers the first publish's id, which is not above what the stream held before.
+    if (ref.seq > before) answer.stored++;
+    else answer.duplicates++;
+  }
+  return answer;
 }
 
 /** Standard base64, padding optional, nothing else: Buffer.from would silently skip the rest. */
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
 
-function parseNdjson(text: string): BatchMessage[] {
-  const messages: BatchMessage[] = [];
+function parseNdjson(text: string): ParsedLine[] {
+  const messages: ParsedLine[] = [];
   const lines = text.split('\n');
   for (const [i, raw] of lines.entries()) {
     const line = raw.trim();
@@ -270,11 +352,23 @@ function parseNdjson(text: string): BatchMessage[] {
     if (obj.ttl !== undefined && typeof obj.ttl !== 'string' && typeof obj.ttl !== 'number') {
       throw new BadRequestError(`${at}: "ttl" must be a duration ("30s") or ms.`);
     }
+    if (obj.expiresAt !== undefined && obj.expiresAt !== null) {
+      if (typeof obj.expiresAt !== 'number' || !Number.isSafeInteger(obj.expiresAt) || obj.expiresAt < 0)
+        throw new BadRequestError(`${at}: "expiresAt" must be ms since the epoch (an integer).`);
+      if (obj.ttl !== undefined) throw new BadRequestError(`${at}: give "ttl" or "expiresAt", not both.`);
+    }
+    if (
+      obj.idempotencyKey !== undefined &&
+      (typeof obj.idempotencyKey !== 'string' || obj.idempotencyKey === '' || obj.idempotencyKey.length > 256)
+    )
+      throw new BadRequestError(`${at}: "idempotencyKey" must be a string of 1-256 characters.`);
     messages.push({
       payload,
       key: obj.key as string | undefined,
       headers: headers as Record<string, string>,
       ttl: obj.ttl as string | number | undefined,
+      expiresAt: typeof obj.expiresAt === 'number' ? obj.expiresAt : undefined,
+      idempotencyKey: obj.idempotencyKey as string | undefined,
     });
   }
   if (messages.length === 0) throw new BadRequestError('The batch is empty: send one JSON object per line.');
