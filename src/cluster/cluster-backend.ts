@@ -27,7 +27,7 @@ export interface ClusterBackendOptions {
   dedupWindowMs: number;
   dataDir: string;
   streams: readonly string[];
-  routes: readonly { name: string; streams: readonly string[] }[];
+  routes: readonly { name: string; streams: readonly string[]; group?: string | undefined }[];
   version: string;
   onLeaseChange?: (route: string, owned: boolean, reason: 'acquired' | 'lost' | 'handed-over') => void;
   onRenewal?: (ms: number) => void;
@@ -83,7 +83,7 @@ export async function openClusterBackend(options: ClusterBackendOptions): Promis
       prefix: options.prefix,
       replicas: options.nats.replicas,
       leaseTtlMs: options.leaseTtlMs,
-      routes: options.routes.map((r) => r.name),
+      routes: options.routes.map((r) => ({ name: r.name, group: r.group })),
       version: options.version,
       onLeaseChange: options.onLeaseChange,
       onRenewal: options.onRenewal,

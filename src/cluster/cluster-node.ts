@@ -8,7 +8,8 @@
  * - **Leases.** Per route a `LeaseKeeper` (lease-keeper.ts) over `<prefix>_leases`. The node
  *   contends for a free lease when placement says so (route-placement.ts: the preferred node at
  *   once, the others after the lease stayed free a while), and hands a route over when another
- *   live node is preferred for it. Taking a route: read its saved state from KV, then the engine
+ *   live node is preferred for it. A group's routes hash alike, so they land on one node, where
+ *   the engine coordinates them. Taking a route: read its saved state from KV, then the engine
  *   starts its runner; losing it: the engine stops the runner at once, saving nothing. Progress
  *   writes are fenced with the lease's revision (JetStreamStore.fenceProgress).
  * - **Standby views.** The routes other nodes own are read again from KV every second when their
@@ -26,7 +27,7 @@ import { JetStreamLeaseKv } from './jetstream-lease-kv.js';
 import type { JetStreamStore } from './jetstream-store.js';
 import { resolveLeaseOptions } from './lease.js';
 import { LeaseKeeper } from './lease-keeper.js';
-import { shouldContend, shouldHandOver } from './route-placement.js';
+import { placementKey, shouldContend, shouldHandOver } from './route-placement.js';
 
 export interface ClusterNodeOptions {
   nc: NatsConnection;
@@ -35,7 +36,8 @@ export interface ClusterNodeOptions {
   prefix: string;
   replicas: number;
   leaseTtlMs: number;
-  routes: readonly string[];
+  /** Every route, with its group: a group's routes are placed on one node (they store together). */
+  routes: readonly { name: string; group?: string | undefined }[];
   /** Waystation's version, shown in GET /v1/cluster. */
   version: string;
   /** How often standby views of routes owned elsewhere are read again. Default 1 000 ms. */
@@ -73,6 +75,8 @@ export interface ClusterView {
 }
 
 interface Slot {
+  /** What placement hashes: the route's group, or the route itself. */
+  placementKey: string;
   keeper: LeaseKeeper | undefined;
   /** What the engine was last told. */
   owned: boolean;
@@ -107,7 +111,13 @@ export class ClusterNode {
   ) {
     this.nodeId = options.nodeId;
     for (const r of options.routes)
-      this.slots.set(r, { keeper: undefined, owned: false, freeChecks: 0, chain: Promise.resolve() });
+      this.slots.set(r.name, {
+        placementKey: placementKey(r.name, r.group),
+        keeper: undefined,
+        owned: false,
+        freeChecks: 0,
+        chain: Promise.resolve(),
+      });
   }
 
   static async open(options: ClusterNodeOptions): Promise<ClusterNode> {
@@ -219,7 +229,7 @@ export class ClusterNode {
       if (this.stopped) return;
       const keeper = slot.keeper;
       if (keeper?.maySend()) {
-        if (shouldHandOver(route, view, (n) => this.aliveTicks.get(n) ?? 0)) {
+        if (shouldHandOver(slot.placementKey, view, (n) => this.aliveTicks.get(n) ?? 0)) {
           slot.keeper = undefined;
           this.counters.handedOver++;
           this.options.onLeaseChange?.(route, false, 'handed-over');
@@ -238,7 +248,7 @@ export class ClusterNode {
         continue;
       }
       slot.freeChecks++;
-      if (!keeper && shouldContend(route, view, slot.freeChecks)) this.contend(route, slot);
+      if (!keeper && shouldContend(slot.placementKey, view, slot.freeChecks)) this.contend(route, slot);
     }
   }
 

@@ -16,6 +16,11 @@ function weight(route: string, node: string): bigint {
   return digest.readBigUInt64BE(0);
 }
 
+/** What placement hashes for a route: its group (a group's routes go to one node), or the route. */
+export function placementKey(route: string, group?: string): string {
+  return group === undefined ? `route:${route}` : `group:${group}`;
+}
+
 /** The live nodes in the order they are preferred for `route` (ties broken by node id). */
 export function preferredOrder(route: string, liveNodes: readonly string[]): string[] {
   return [...new Set(liveNodes)]

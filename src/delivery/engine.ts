@@ -92,7 +92,15 @@ export class DeliveryEngine {
 
   private makeRunner(route: Readonly<RouteOptions>): RouteRunner {
     const { ownership } = this.options;
-    return new RouteRunner({
+    // Only the runner in place for an owned route may send or save: not a standby that an
+    // event reaches while the route is being taken over.
+    const mayDeliver = ownership
+      ? () =>
+          this.runners.get(route.name) === runner &&
+          this.owned.has(route.name) &&
+          ownership.maySend(route.name)
+      : undefined;
+    const runner: RouteRunner = new RouteRunner({
       options: route,
       store: this.options.store,
       target: this.options.targets.get(route.target)!,
@@ -104,8 +112,9 @@ export class DeliveryEngine {
       onAttempt: (seconds) => this.options.events?.attempt?.(route.name, seconds),
       onOverdue: (attempt) => this.options.events?.overdue?.(attempt),
       progressSaveDelayMs: this.options.progressSaveDelayMs,
-      mayDeliver: ownership ? () => ownership.maySend(route.name) : undefined,
+      mayDeliver,
     });
+    return runner;
   }
 
   /** Whether the route runs on this node (always, unless cluster mode gave it to another). */

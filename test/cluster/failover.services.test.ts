@@ -8,7 +8,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { preferredOrder } from '../../src/cluster/route-placement.js';
+import { placementKey, preferredOrder } from '../../src/cluster/route-placement.js';
 import { cli, startCli, stopCli, writeConfig } from '../support/cli.js';
 import { NatsCluster } from '../support/nats-cluster.js';
 import { Receiver } from '../support/receiver.js';
@@ -89,7 +89,7 @@ describe.skipIf(!services)('cluster mode with Waystation processes (run with npm
     const b = await startNode(await configFor(prefix, 'node-b'), 'node-b');
     await until(async () => (await clusterView(a)).nodes.length === 2, 15_000, 'both nodes in the cluster');
     // Placement settles on the node rendezvous hashing prefers (the first owner hands it over).
-    const preferred = preferredOrder('r', ['node-a', 'node-b'])[0];
+    const preferred = preferredOrder(placementKey('r'), ['node-a', 'node-b'])[0];
     await until(async () => (await ownerOf(a, 'r')) === preferred, 15_000, `route r owned by ${preferred}`);
 
     const acked: Acked[] = [];

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { preferredOrder } from '../../src/cluster/route-placement.js';
+import { placementKey, preferredOrder } from '../../src/cluster/route-placement.js';
 import type { Delivery, Outcome, Target } from '../../src/delivery/target.js';
 import { Waystation } from '../../src/waystation.js';
 import { NatsCluster } from '../support/nats-cluster.js';
@@ -64,7 +64,7 @@ describe.skipIf(!services)('cluster mode under a partition (run with npm run tes
     const prefix = `t${randomBytes(4).toString('hex')}`;
     const log: { node: string; id: string; startedAt: number }[] = [];
     // Name the nodes so that the cut one is the route's preferred owner.
-    const [cutId, otherId] = preferredOrder('r', ['node-x', 'node-y']) as [string, string];
+    const [cutId, otherId] = preferredOrder(placementKey('r'), ['node-x', 'node-y']) as [string, string];
     for (const n of nats.nodes) proxies.push(await new TcpProxy('127.0.0.1', n.clientPort).start());
 
     const config = (nodeId: string, servers: string[], discoverServers: boolean) => ({

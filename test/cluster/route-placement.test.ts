@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { preferredOrder, shouldContend, shouldHandOver } from '../../src/cluster/route-placement.js';
+import {
+  placementKey,
+  preferredOrder,
+  shouldContend,
+  shouldHandOver,
+} from '../../src/cluster/route-placement.js';
 
 const routes = Array.from({ length: 600 }, (_, i) => `route-${i}`);
 
@@ -60,5 +65,16 @@ describe('route placement', () => {
     expect(shouldHandOver(route, view, () => 1)).toBe(false);
     expect(shouldHandOver(route, view, () => 3)).toBe(true);
     expect(shouldHandOver(route, { self: 'b', liveNodes: live }, () => 10)).toBe(false);
+  });
+
+  it("places a group's routes on one node (they store together), other routes apart", () => {
+    const live = ['a', 'b', 'c', 'd'];
+    const onNode = (route: string, group?: string) => preferredOrder(placementKey(route, group), live)[0];
+    for (let g = 0; g < 20; g++) {
+      const nodes = new Set(['r1', 'r2', 'r3'].map((r) => onNode(`${r}-${g}`, `group-${g}`)));
+      expect(nodes.size).toBe(1);
+    }
+    // Without a group, routes spread: 60 routes over 4 nodes never all land on one.
+    expect(new Set(Array.from({ length: 60 }, (_, i) => onNode(`r${i}`))).size).toBe(4);
   });
 });
