@@ -7,6 +7,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { placementKey, preferredOrder } from '../../src/cluster/route-placement.js';
 import { cli, startCli, stopCli, writeConfig } from '../support/cli.js';
@@ -39,6 +41,14 @@ describe.skipIf(!services)('cluster mode with Waystation processes (run with npm
   afterEach(async () => {
     await Promise.allSettled(nodes.splice(0).map((n) => stopCli(n.proc, 'SIGKILL')));
     await receiver?.stop();
+    // A test that killed a nats-server leaves the cluster whole for the next.
+    let restarted = false;
+    for (const i of nats.nodes.keys())
+      if (!nats.isRunning(i)) {
+        await nats.restart(i);
+        restarted = true;
+      }
+    if (restarted) await nats.waitReady();
   });
   afterAll(async () => {
     await nats?.stop();
@@ -202,4 +212,57 @@ describe.skipIf(!services)('cluster mode with Waystation processes (run with npm
     const duplicates = delivered.length - seen.size;
     expect(duplicates).toBeLessThanOrEqual(rounds * 20);
   }, 240_000);
+
+  it('SIGKILLing the stream leader nats-server mid-publish costs a few seconds of 503s and no acknowledged message', async () => {
+    receiver = await new Receiver().start();
+    const prefix = `t${randomBytes(4).toString('hex')}`;
+    const a = await startNode(await configFor(prefix, 'node-a'), 'node-a');
+    const b = await startNode(await configFor(prefix, 'node-b'), 'node-b');
+    await until(async () => (await ownerOf(a, 'r')) !== null, 15_000, 'an owner for route r');
+
+    const nc = await connect({ servers: nats.urls });
+    const jsm = await jetstreamManager(nc);
+    const acked = new Set<string>();
+    let unavailable = 0;
+    let firstRefusal: number | undefined;
+    let lastRefusal: number | undefined;
+    let killed = false;
+    for (let i = 0; i < 300; i++) {
+      if (i === 100) {
+        const leader = (await jsm.streams.info(`${prefix}_s_orders`)).cluster?.leader;
+        expect(leader).toBeDefined();
+        await nats.kill(nats.indexOf(leader!));
+        killed = true;
+      }
+      const node = i % 2 === 0 ? a : b;
+      // A client that retries a 503 with the same Idempotency-Key stores its message once.
+      for (;;) {
+        const res = await fetch(`${node.url}/v1/streams/orders/messages`, {
+          method: 'POST',
+          body: `m-${i}`,
+          headers: { 'idempotency-key': `k-${i}` },
+        });
+        if (res.status === 202) {
+          acked.add(((await res.json()) as Acked).id);
+          break;
+        }
+        expect(res.status).toBe(503);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+          'WS_ERR_CLUSTER_UNAVAILABLE',
+        );
+        unavailable++;
+        firstRefusal ??= performance.now();
+        lastRefusal = performance.now();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    expect(killed).toBe(true);
+    if (firstRefusal !== undefined) expect(lastRefusal! - firstRefusal).toBeLessThan(15_000);
+    await until(() => new Set(deliveredIds()).size >= acked.size, 30_000, `all ${acked.size} delivered`);
+    expect(new Set(deliveredIds())).toEqual(acked);
+    expect(acked.size).toBe(300);
+    // Retries only while the election ran (each ~100 ms apart).
+    expect(unavailable).toBeLessThan(150);
+    await nc.close();
+  }, 120_000);
 });
