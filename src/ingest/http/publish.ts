@@ -1,9 +1,12 @@
 /**
  * HTTP ingest (SPEC §5): single-message publish (the body streamed straight to the store, so a
  * 2 GiB payload never sits in memory), all-or-nothing NDJSON batches, and receipts with
- * long-polling. A 202 is sent only once the message is durable.
+ * long-polling. A 202 is sent only once the message is durable. Bodies sent with
+ * `Content-Encoding: gzip | br` are decoded as they arrive (decode.ts), the size limits applying
+ * to the decoded bytes.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { nameParam } from '../../admin/params.js';
 import { parseDuration } from '../../config/units.js';
@@ -17,6 +20,7 @@ import {
 import type { BatchMessage, MessageStatus, Waystation } from '../../waystation.js';
 import { type AccessCheck, type Principal, reachesAll } from './auth.js';
 import { type BodyLimits, guardBody, readSmallBody } from './body-guard.js';
+import { contentCodings } from './decode.js';
 
 export interface PublishRoutesOptions {
   ws: Waystation;
@@ -64,6 +68,7 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
       async (req, reply) => {
         const { stream } = req.params;
         requireStream(opts.access(req, 'publish'), stream);
+        const codings = contentCodings(req.headers['content-encoding']);
         const length = req.headers['content-length'];
         const declared = length === undefined ? undefined : Number(length);
         if (declared !== undefined && declared > opts.maxBodyBytes)
@@ -75,6 +80,19 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
           idempotencyKey: header(req, 'idempotency-key'),
         };
         const body = req.body as IncomingMessage | undefined;
+        if (body && codings.length > 0) {
+          const decoded = guardBody(body, declared, opts.body, {
+            codings,
+            limitBytes: opts.maxBodyBytes,
+            what: 'The message body',
+          });
+          try {
+            const payload = await inlineOrStream(decoded, opts.inlineBodyBytes);
+            return reply.code(202).send(await ws.publish(stream, payload, publishOptions));
+          } finally {
+            decoded.destroy();
+          }
+        }
         // A small body with a declared length is read into memory (the log's fast, ordered path);
         // anything else streams to a side file as it arrives.
         if (!body || (declared !== undefined && declared <= opts.inlineBodyBytes)) {
@@ -107,9 +125,13 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
       requireStream(opts.access(req, 'publish'), req.params.stream);
       const length = req.headers['content-length'];
       const declared = length === undefined ? undefined : Number(length);
+      const codings = contentCodings(req.headers['content-encoding']);
       if (declared !== undefined && declared > opts.maxBatchBytes)
         throw new PayloadTooLargeError(opts.maxBatchBytes, 'The batch body');
-      return guardBody(payload as IncomingMessage, declared, opts.body);
+      // Fastify's bodyLimit counts what it reads, the decoded bytes; decoding refuses them first.
+      const decoding =
+        codings.length > 0 ? { codings, limitBytes: opts.maxBatchBytes, what: 'The batch body' } : undefined;
+      return guardBody(payload as IncomingMessage, declared, opts.body, decoding);
     });
 
     batch.post<{ Params: { stream: string } }>(
@@ -228,6 +250,31 @@ async function* limited(body: AsyncIterable<Uint8Array>, limit: number): AsyncGe
   }
 }
 
+/**
+ * A decoded body read into memory while it stays within `inlineBytes` (the log's fast path, as
+ * for a small body with a Content-Length); past that it streams on to a side file: what was
+ * read, then the rest as it is decoded.
+ */
+async function inlineOrStream(body: Readable, inlineBytes: number): Promise<Buffer | AsyncIterable<Buffer>> {
+  const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const head: Buffer[] = [];
+  let size = 0;
+  while (size <= inlineBytes) {
+    const next = await chunks.next();
+    if (next.done) return head.length === 1 ? head[0]! : Buffer.concat(head, size);
+    head.push(next.value);
+    size += next.value.byteLength;
+  }
+  return (async function* () {
+    while (head.length > 0) yield head.shift()!;
+    for (;;) {
+      const next = await chunks.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  })();
+}
+
 interface BatchLine {
   payload?: unknown;
   payloadBase64?: unknown;
@@ -274,33 +321,42 @@ async function publishLines(
     throw new BadRequestError(
       'A batch with per-line "idempotencyKey" takes no Idempotency-Key header: send one or the other.',
     );
-  const answer: LinesAnswer = { ids: [], stored: 0, duplicates: 0, expired: 0 };
-  const live: { at: number; message: BatchMessage; idempotencyKey?: string | undefined }[] = [];
-  const now = Date.now();
-  for (const [at, line] of lines.entries()) {
-    answer.ids.push(null);
-    const { expiresAt, idempotencyKey: key, ...message } = line;
-    if (expiresAt !== undefined && expiresAt <= now) {
+  const answer: LinesAnswer = { ids: lines.map(() => null), stored: 0, duplicates: 0, expired: 0 };
+  // The remaining TTL is taken at the last moment, so the stored expiry is the line's within ms.
+  const live = (line: ParsedLine): BatchMessage | undefined => {
+    const { expiresAt, idempotencyKey: _, ...message } = line;
+    if (expiresAt === undefined) return message;
+    const ttl = expiresAt - Date.now();
+    if (ttl <= 0) {
       answer.expired++;
-      continue;
+      return undefined;
     }
-    if (expiresAt !== undefined) message.ttl = expiresAt - now;
-    live.push({ at, message, idempotencyKey: key });
-  }
-  if (live.length === 0) return answer;
+    return { ...message, ttl };
+  };
   if (!perLine) {
+    const kept: { at: number; message: BatchMessage }[] = [];
+    for (const [at, line] of lines.entries()) {
+      const message = live(line);
+      if (message) kept.push({ at, message });
+    }
+    if (kept.length === 0) return answer;
     const refs = await ws.publishBatch(
       stream,
-      live.map((l) => l.message),
+      kept.map((k) => k.message),
       { idempotencyKey },
     );
-    for (const [i, ref] of refs.entries()) answer.ids[live[i]!.at] = ref.id;
+    for (const [i, ref] of refs.entries()) answer.ids[kept[i]!.at] = ref.id;
     answer.stored = refs.length;
     return answer;
   }
-  for (const { at, message, idempotencyKey: key } of live) {
+  for (const [at, line] of lines.entries()) {
+    const message = live(line);
+    if (!message) continue;
     const before = ws.streamBounds(stream).lastSeq;
-    const ref = await ws.publish(stream, message.payload, { ...message, idempotencyKey: key });
+    const ref = await ws.publish(stream, message.payload, {
+      ...message,
+      idempotencyKey: line.idempotencyKey,
+    });
     answer.ids[at] = ref.id;
     // A used key answers the first publish's id, which is not above what the stream held before.
     if (ref.seq > before) answer.stored++;
