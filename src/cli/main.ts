@@ -16,8 +16,11 @@ import { Gateway } from '../gateway.js';
 import { hashToken } from '../ingest/http/auth.js';
 import { hashSecret } from '../ingest/secret-hash.js';
 import { VERSION } from '../version.js';
+import { purgeInSteps, resubmitAllInSteps } from './bulk.js';
 import { ApiClient, ApiError } from './client.js';
 import { showCluster } from './cluster-command.js';
+import { runExport } from './export.js';
+import { ImportFileError, runImport } from './import.js';
 import { printTable } from './table.js';
 import { tuneYoungGenerationForStreaming } from './v8-tuning.js';
 
@@ -227,28 +230,39 @@ program
   .addOption(tokenOption())
   .addOption(jsonOption())
   .action(async (route: string, opts: { url: string; token?: string; json?: boolean; top?: number }) => {
-    const query = opts.top === undefined ? '' : `?top=${opts.top}`;
-    const res = await client(opts).send<{ purged: number }>(
-      'POST',
-      `/v1/routes/${encodeURIComponent(route)}/purge${query}`,
-    );
+    // A large purge goes in steps, with a progress bar on a terminal (bulk.ts).
+    const res = await purgeInSteps(client(opts), route, opts.top, opts.json);
     if (opts.json) return print(res);
     process.stdout.write(`${route}: ${res.purged} messages purged\n`);
   });
 
 program
   .command('dlq')
-  .description('dead letters of a route: list | show | resubmit | delete')
-  .argument('<action>', 'list | show | resubmit | delete')
+  .description('dead letters of a route: list | show | resubmit | delete | export')
+  .argument('<action>', 'list | show | resubmit | delete | export')
   .argument('<route>')
   .argument('[ids...]', 'dead letter (message) ids')
   .option('--all', 'resubmit or delete all of them')
+  .option('--out <file>', 'export: the NDJSON file to write (gzip when it ends in .gz; "-" for stdout)')
   .addOption(urlOption())
   .addOption(tokenOption())
   .addOption(jsonOption())
   .action(async (action: string, route: string, ids: string[], opts: DlqOpts) => {
     const api = client(opts);
     const base = `/v1/routes/${encodeURIComponent(route)}/dead-letters`;
+    if (action === 'export') {
+      if (opts.out === undefined) throw new UsageError('dlq export needs --out FILE (or --out - for stdout)');
+      const res = await runExport({
+        url: opts.url,
+        token: opts.token,
+        path: `${base}/export`,
+        out: opts.out,
+        label: `dlq export ${route}`,
+        json: opts.json,
+      });
+      reportExport(res, `dead letters of route ${route}`, opts.json);
+      return;
+    }
     if (action === 'list' || action === 'show') {
       const { deadLetters } = await api.get<{ deadLetters: Record<string, unknown>[] }>(base);
       const shown = action === 'show' ? deadLetters.filter((d) => ids.includes(String(d.id))) : deadLetters;
@@ -258,20 +272,120 @@ program
       return printTable(shown, ['id', 'stream', 'seq', 'reason', 'attempts', 'lastError']);
     }
     if (action !== 'resubmit' && action !== 'delete')
-      throw new UsageError(`dlq action must be list, show, resubmit or delete`);
+      throw new UsageError(`dlq action must be list, show, resubmit, delete or export`);
     if (!opts.all && ids.length === 0) throw new UsageError(`name the ids to ${action}, or pass --all`);
     const body = JSON.stringify(opts.all ? { all: true } : { ids });
     const res =
       action === 'resubmit'
-        ? await api.send<{ resubmitted: number }>('POST', `${base}/resubmit`, body, {
-            'content-type': 'application/json',
-          })
+        ? opts.all
+          ? // Many dead letters go in steps, with a progress bar on a terminal (bulk.ts).
+            await resubmitAllInSteps(api, route, opts.json)
+          : await api.send<{ resubmitted: number }>('POST', `${base}/resubmit`, body, {
+              'content-type': 'application/json',
+            })
         : await api.send<{ deleted: number }>('DELETE', base, body, { 'content-type': 'application/json' });
     if (opts.json) return print(res);
     process.stdout.write(
       `${route}: ${Object.values(res)[0]} dead letters ${action === 'resubmit' ? 'resubmitted' : 'deleted'}\n`,
     );
   });
+
+program
+  .command('export')
+  .description("write a stream's messages, or a route's pending ones, to an NDJSON file (gzip with .gz)")
+  .option('--stream <stream>', 'the stream to export')
+  .option('--from-seq <n>', 'from this seq on (default: the first held)', (v) => integer(v, '--from-seq'))
+  .option('--to-seq <n>', 'up to this seq (default: the last when the export starts)', (v) =>
+    integer(v, '--to-seq'),
+  )
+  .option('--route <route>', 'the route whose pending messages to export (with --pending)')
+  .option('--pending', "a route's pending messages")
+  .requiredOption('--out <file>', 'the file to write; gzip when it ends in .gz; "-" for stdout')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (opts: ExportOpts) => {
+    let path: string;
+    let what: string;
+    if (opts.stream !== undefined) {
+      if (opts.route !== undefined || opts.pending)
+        throw new UsageError('export either --stream S [--from-seq N] [--to-seq M] or --route R --pending');
+      const query = new URLSearchParams();
+      if (opts.fromSeq !== undefined) query.set('fromSeq', String(opts.fromSeq));
+      if (opts.toSeq !== undefined) query.set('toSeq', String(opts.toSeq));
+      const q = query.size > 0 ? `?${query}` : '';
+      path = `/v1/streams/${encodeURIComponent(opts.stream)}/export${q}`;
+      what = `stream ${opts.stream}`;
+    } else if (opts.route !== undefined) {
+      if (!opts.pending)
+        throw new UsageError(
+          'a route exports its pending messages: add --pending (a whole stream: export --stream S)',
+        );
+      if (opts.fromSeq !== undefined || opts.toSeq !== undefined)
+        throw new UsageError('--from-seq and --to-seq go with --stream, not --route');
+      path = `/v1/routes/${encodeURIComponent(opts.route)}/export?pending=true`;
+      what = `pending messages of route ${opts.route}`;
+    } else throw new UsageError('export needs --stream S or --route R --pending');
+    const res = await runExport({
+      url: opts.url,
+      token: opts.token,
+      path,
+      out: opts.out,
+      label: `export ${opts.stream ?? opts.route}`,
+      json: opts.json,
+    });
+    reportExport(res, what, opts.json);
+  });
+
+program
+  .command('import')
+  .description(
+    'publish the messages of an export file to a stream, keeping keys, headers and TTLs; idempotent',
+  )
+  .argument('<file>', 'a file written by export or dlq export (gzip or not)')
+  .requiredOption('--stream <stream>', 'the stream to publish to')
+  .addOption(urlOption())
+  .addOption(tokenOption())
+  .addOption(jsonOption())
+  .action(async (file: string, opts: { stream: string; url: string; token?: string; json?: boolean }) => {
+    const res = await runImport({
+      url: opts.url,
+      token: opts.token,
+      stream: opts.stream,
+      file,
+      json: opts.json,
+    });
+    if (opts.json) return print(res);
+    process.stdout.write(
+      `imported ${res.imported} messages into ${res.stream} (${res.duplicates} already there, ${res.expired} expired)\n`,
+    );
+  });
+
+function reportExport(
+  res: { exported: number; bytes: number; file: string },
+  what: string,
+  json: boolean | undefined,
+): void {
+  if (json) {
+    print(res);
+    return;
+  }
+  // With --out - the messages are on stdout: the summary goes to stderr.
+  const out = res.file === '-' ? process.stderr : process.stdout;
+  out.write(`exported ${res.exported} messages (${what}) to ${res.file === '-' ? 'stdout' : res.file}\n`);
+}
+
+interface ExportOpts {
+  stream?: string;
+  fromSeq?: number;
+  toSeq?: number;
+  route?: string;
+  pending?: boolean;
+  out: string;
+  url: string;
+  token?: string;
+  json?: boolean;
+}
 
 const topics = program.command('topics').description('MQTT store-and-forward topics');
 
@@ -413,6 +527,7 @@ interface PublishOpts {
 
 interface DlqOpts {
   all?: boolean;
+  out?: string;
   url: string;
   token?: string;
   json?: boolean;
@@ -470,7 +585,8 @@ function failureLine(err: unknown): string {
     return `Invalid configuration: ${issues.join('; ')} (${err.code})`;
   }
   if (err instanceof WaystationError) return `${oneLine(err.message)} (${err.code})`;
-  if (err instanceof ApiError || err instanceof UsageError) return oneLine(err.message);
+  if (err instanceof ApiError || err instanceof UsageError || err instanceof ImportFileError)
+    return oneLine(err.message);
   const what = err instanceof Error ? err.message : String(err);
   return `unexpected failure: ${oneLine(what)} (WAYSTATION_LOG_LEVEL=debug shows the stack trace)`;
 }
