@@ -46,6 +46,8 @@ export const ErrorCodes = {
   HttpMethodNotAllowed: 'WS_ERR_HTTP_METHOD_NOT_ALLOWED',
   HttpUnsupportedMediaType: 'WS_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
   HttpExpectationFailed: 'WS_ERR_HTTP_EXPECTATION_FAILED',
+  HttpEncodingUnsupported: 'WS_ERR_HTTP_ENCODING_UNSUPPORTED',
+  HttpEncodingInvalid: 'WS_ERR_HTTP_ENCODING_INVALID',
   ClusterServerTooOld: 'WS_ERR_CLUSTER_SERVER_TOO_OLD',
   ClusterUnavailable: 'WS_ERR_CLUSTER_UNAVAILABLE',
   ClusterPayloadTooLarge: 'WS_ERR_CLUSTER_PAYLOAD_TOO_LARGE',
@@ -376,6 +378,28 @@ export class ClientAbortedError extends WaystationError {
       ErrorCodes.HttpClientAborted,
       'The client closed the connection before the request body was complete; nothing was stored.',
       { httpStatus: 400 },
+    );
+  }
+}
+
+/** A request's Content-Encoding names a coding the gateway does not decode; nothing was stored. */
+export class UnsupportedEncodingError extends WaystationError {
+  constructor(encoding: string) {
+    super(
+      ErrorCodes.HttpEncodingUnsupported,
+      `Content-Encoding "${encoding}" is not supported; nothing was stored. Send the body as gzip, br or identity, one or two codings (e.g. "gzip" or "gzip, br").`,
+      { httpStatus: 415 },
+    );
+  }
+}
+
+/** A compressed body could not be decoded (corrupt or truncated gzip/br); nothing was stored. */
+export class InvalidEncodingError extends WaystationError {
+  constructor(encoding: string, cause: unknown) {
+    super(
+      ErrorCodes.HttpEncodingInvalid,
+      `The body is not valid ${encoding} (${(cause as Error).message ?? String(cause)}); nothing was stored. Check the client's compression, or send the body uncompressed.`,
+      { httpStatus: 400, cause },
     );
   }
 }

@@ -3,11 +3,14 @@
  * `http.bodyTimeout` ends with BodyTimeoutError, the bytes being received at once are bounded by
  * `http.maxStagingBytes` (StagingFullError), and a client that hangs up mid-body surfaces as
  * ClientAbortedError — never as a storage or internal error. Whatever was staged for the body is
- * removed by the log when its payload stream fails, so a refused upload stores nothing.
+ * removed by the log when its payload stream fails, so a refused upload stores nothing. A body
+ * with a Content-Encoding is decoded behind the guard (decode.ts): the budget then counts the
+ * decoded bytes, and decoding progress counts as activity for the idle timer.
  */
 import type { IncomingMessage } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { BadRequestError, BodyTimeoutError, ClientAbortedError, StagingFullError } from '../../errors.js';
+import { type ContentCoding, decodeBody } from './decode.js';
 
 /** Bytes of request bodies being received at once, against a limit. */
 export class StagingBudget {
@@ -85,22 +88,35 @@ function aborted(source: IncomingMessage): boolean {
   return source.destroyed && !source.complete;
 }
 
+/** How guardBody decodes a body sent with a Content-Encoding (decode.ts). */
+export interface BodyDecoding {
+  codings: readonly ContentCoding[];
+  /** Decoded bytes allowed (http.maxBodyBytes or http.maxBatchBytes). */
+  limitBytes: number;
+  what: string;
+}
+
 /**
  * The body as a stream that fails with a typed error on silence, on the staging bound or on a
  * client hang-up. `declared` (Content-Length) is taken from the budget at once; without it,
- * bytes are taken as they arrive.
+ * bytes are taken as they arrive. With `decoding` the body is decoded as it arrives and the
+ * budget is charged with the decoded bytes (what is held or staged) instead; silence and
+ * hang-ups are still watched on the encoded bytes.
  */
 export function guardBody(
   source: IncomingMessage,
   declared: number | undefined,
   limits: BodyLimits,
-): Transform {
+  decoding?: BodyDecoding,
+): Readable {
   const { budget } = limits;
   let taken = 0;
-  if (declared !== undefined) {
-    take(limits, declared);
-    taken = declared;
+  const upFront = decoding ? undefined : declared;
+  if (upFront !== undefined) {
+    take(limits, upFront);
+    taken = upFront;
   }
+  const chargeChunks = upFront === undefined && !decoding;
   let released = false;
   const release = () => {
     if (released) return;
@@ -111,7 +127,7 @@ export function guardBody(
   const guarded = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) {
       timer.touch();
-      if (declared === undefined) {
+      if (chargeChunks) {
         try {
           take(limits, chunk.byteLength);
         } catch (err) {
@@ -135,10 +151,27 @@ export function guardBody(
   // The reader sees the error through its iterator; this listener keeps a destroy that lands
   // between reads from becoming an uncaught 'error' event.
   guarded.on('error', () => {});
-  guarded.on('close', release);
-  guarded.on('end', release);
   source.pipe(guarded);
-  return guarded;
+  // The encoded body complete (or failed): nothing more to wait for on the socket.
+  guarded.on('close', () => timer.stop());
+  guarded.on('end', () => timer.stop());
+  const body: Readable = decoding
+    ? decodeBody(guarded, decoding.codings, {
+        limitBytes: decoding.limitBytes,
+        what: decoding.what,
+        charge: (bytes) => {
+          // Decoding under way is progress: a body is silent only when neither encoded bytes
+          // arrive nor decoded ones come out (a small body can take long to inflate and store).
+          timer.touch();
+          take(limits, bytes);
+          taken += bytes;
+        },
+      })
+    : guarded;
+  if (body !== guarded) body.on('error', () => {});
+  body.on('close', release);
+  body.on('end', release);
+  return body;
 }
 
 /**
