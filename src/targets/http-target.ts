@@ -6,6 +6,8 @@
  *   `Waystation-Seq`, `Waystation-Key` and `Idempotency-Key: <message id>` so receivers can
  *   de-duplicate redeliveries. Messages of one batch go one after another, in order.
  * - `batch` mode: one POST of NDJSON (ndjson.ts) per batch; the status applies to all of it.
+ * - `compression` (gzip | br, default none; compression.ts): request bodies of both modes are
+ *   sent with that Content-Encoding (in single mode the payload, compressed as it is read).
  *
  * Status classification (IBM's "which exceptions trigger store"), overridable per target:
  * 2xx ack; 408, 425, 429, 5xx, connection errors and timeouts nack (Retry-After honoured);
@@ -15,6 +17,7 @@
 import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, deliverInOrder, nack, permanentError } from '../delivery/target.js';
+import { type Compression, compressBody, compressStream } from './compression.js';
 import { ndjsonLine } from './ndjson.js';
 import { redactUrl } from './template.js';
 
@@ -32,6 +35,8 @@ export interface HttpTargetOptions {
   classify?: { ack?: readonly string[]; nack?: readonly string[]; error?: readonly string[] };
   /** Keep-alive connections in the pool. Default 8. */
   connections?: number;
+  /** Content-Encoding of request bodies, batch and single mode. Default none. */
+  compression?: Compression;
 }
 
 type Classification = 'ack' | 'nack' | 'error';
@@ -66,14 +71,33 @@ export class HttpTarget implements Target {
   }
 
   async deliver(batch: readonly Delivery[], signal: AbortSignal): Promise<readonly Outcome[]> {
+    const compression = this.options.compression ?? 'none';
     if (this.options.mode === 'batch') {
-      const body = (await Promise.all(batch.map(ndjsonLine))).join('');
-      const outcome = await this.post(body, { 'content-type': 'application/x-ndjson' }, signal);
+      const ndjson = (await Promise.all(batch.map(ndjsonLine))).join('');
+      const { body, encoding } = await compressBody(ndjson, compression);
+      const headers: Record<string, string> = { 'content-type': 'application/x-ndjson' };
+      if (encoding) headers['content-encoding'] = encoding;
+      const outcome = await this.post(body, headers, signal);
       return batch.map(() => outcome);
     }
-    return deliverInOrder(batch, (d) =>
-      this.post(d.payload ?? d.openPayload(), this.messageHeaders(d), signal),
-    );
+    if (compression === 'none')
+      return deliverInOrder(batch, (d) =>
+        this.post(d.payload ?? d.openPayload(), this.messageHeaders(d), signal),
+      );
+    return deliverInOrder(batch, async (d) => {
+      const headers = this.messageHeaders(d);
+      const { body, encoding } = d.payload
+        ? await compressBody(d.payload, compression)
+        : compressStream(d.openPayload(), compression, d.payloadBytes);
+      // A payload stored with its own Content-Encoding (a message header) keeps it: codings are
+      // listed in the order they were applied (RFC 9110 §8.4).
+      const own = headers['content-encoding'];
+      if (encoding) headers['content-encoding'] = own ? `${own}, ${encoding}` : encoding;
+      // A compressed stream's length is known only once it is read: sent chunked.
+      if (Buffer.isBuffer(body)) headers['content-length'] = String(body.byteLength);
+      else delete headers['content-length'];
+      return this.post(body, headers, signal);
+    });
   }
 
   private messageHeaders(d: Delivery): Record<string, string> {

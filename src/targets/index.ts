@@ -36,6 +36,7 @@ export async function createTarget(name: string, config: TargetConfig, ctx: Targ
         tls: config.tls,
         classify: config.classify,
         connections: config.connections,
+        compression: config.compression,
       });
     case 'file':
       return new FileTarget({ path: resolve(ctx.baseDir, config.path), maxBytes: config.maxBytes });

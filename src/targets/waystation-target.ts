@@ -4,12 +4,16 @@
  * stored once downstream; the key, TTL-free headers (`Waystation-Header-*`) and content type
  * travel with it. One request per message, in order (the downstream batch endpoint takes one key
  * per batch, which cannot de-duplicate single messages of a retried batch).
+ * With `compression` (gzip | br) each request body is compressed (compression.ts) and sent with
+ * that Content-Encoding; the downstream ingest decodes it while it streams in.
  * 2xx ack; 400, 413 error; everything else (507 full, 503 shutting down, 401/403 while
  * credentials are fixed, 404 until the stream exists, connection errors) nack.
  */
+import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, deliverInOrder, nack, permanentError } from '../delivery/target.js';
+import { type Compression, compressBody, compressStream } from './compression.js';
 import { compileTemplate, type Template } from './template.js';
 
 export interface WaystationTargetOptions {
@@ -20,6 +24,8 @@ export interface WaystationTargetOptions {
   token?: string;
   timeoutMs?: number;
   tls?: { ca?: string; rejectUnauthorized?: boolean };
+  /** Content-Encoding of each request body. Default none (downstream ingest decodes gzip and br). */
+  compression?: Compression;
 }
 
 export class WaystationTarget implements Target {
@@ -58,11 +64,23 @@ export class WaystationTarget implements Target {
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     const path = `${this.base.pathname.replace(/\/$/, '')}/v1/streams/${encodeURIComponent(this.stream(d))}/messages`;
     try {
+      const compression = this.options.compression ?? 'none';
+      let body: string | Buffer | Readable;
+      if (compression === 'none') body = d.payload ?? d.openPayload();
+      else {
+        ({ body } = d.payload
+          ? await compressBody(d.payload, compression)
+          : compressStream(d.openPayload(), compression, d.payloadBytes));
+        headers['content-encoding'] = compression;
+        // A compressed stream's length is known only once it is read: sent chunked.
+        if (Buffer.isBuffer(body)) headers['content-length'] = String(body.byteLength);
+        else delete headers['content-length'];
+      }
       const res = await this.pool.request({
         path,
         method: 'POST',
         headers,
-        body: d.payload ?? d.openPayload(),
+        body,
         signal,
       });
       const text = await res.body.text().catch(() => '');
