@@ -61,7 +61,7 @@ export class JetStreamRouteProgress implements RouteProgressStore {
     public route: PersistedRouteState,
     public counters: RouteCounters,
     readonly streams: Map<string, StreamProgress>,
-    private readonly fence: (() => number | undefined) | undefined,
+    private readonly fence: (() => { token: number | undefined } | undefined) | undefined,
   ) {}
 
   static async open(
@@ -71,7 +71,8 @@ export class JetStreamRouteProgress implements RouteProgressStore {
     streams: readonly string[],
     startOf: (stream: string) => number,
     now: number,
-    fence?: () => number | undefined,
+    /** The route's lease fence, once the route has one: its token while this node owns the lease. */
+    fence?: () => { token: number | undefined } | undefined,
   ): Promise<JetStreamRouteProgress> {
     const e = await kv.get(name);
     const saved =
@@ -94,8 +95,9 @@ export class JetStreamRouteProgress implements RouteProgressStore {
   }
 
   async save(inFlight: ReadonlyMap<string, Iterable<number>>): Promise<void> {
-    const lease = this.fence?.();
-    if (this.fence && lease === undefined)
+    const fence = this.fence?.();
+    const lease = fence?.token;
+    if (fence && lease === undefined)
       throw new ClusterWriteConflictError(
         `The progress of route "${this.name}" (this node does not own the route's lease)`,
       );

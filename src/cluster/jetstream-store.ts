@@ -141,6 +141,7 @@ export class JetStreamStore implements MessageStore {
         dedupWindowMs,
         publishTimeoutMs,
         ackTimeoutMs: options.ackTimeoutMs ?? 2_000,
+        maxBatchBytes: () => (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE,
       };
       const kvm = new Kvm(nc);
       const [progressKv, deadKv] = await Promise.all([
@@ -191,7 +192,10 @@ export class JetStreamStore implements MessageStore {
       route.streams,
       (s) => this.stream(s).firstSeq,
       now,
-      () => this.fences.get(route.name)?.(),
+      () => {
+        const fence = this.fences.get(route.name);
+        return fence && { token: fence() };
+      },
     );
     for (const [name, p] of progress.streams) p.trimBelow(this.stream(name).firstSeq);
     this.progress.set(route.name, progress);

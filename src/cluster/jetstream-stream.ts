@@ -30,7 +30,7 @@ import {
   WaystationError,
 } from '../errors.js';
 import type { MessageStream, StreamChunk, StreamStats } from '../store/backend.js';
-import { messageId, newIncarnation, type StoredMessage } from '../store/message.js';
+import { encodeMeta, messageId, newIncarnation, type StoredMessage } from '../store/message.js';
 import type { PublishedRef, ReadMessagesOptions } from '../store/stream.js';
 import {
   BatchHeaders,
@@ -38,6 +38,7 @@ import {
   type DecodedRecord,
   decodeBatch,
   encodeBatch,
+  encodedBatchBytes,
 } from './batch-codec.js';
 
 export interface JetStreamStreamContext {
@@ -52,6 +53,16 @@ export interface JetStreamStreamContext {
   ackTimeoutMs: number;
   /** Pause before a publish is sent again after no answer or no leader. Default 100 ms. */
   retryDelayMs?: number;
+  /** Most bytes one JetStream message may carry (max_payload less room for headers). Default 1 MiB − 1 KiB. */
+  maxBatchBytes?: () => number;
+}
+
+/** A publish without an Idempotency-Key waiting to go out with the others queued beside it. */
+interface QueuedAppend {
+  records: readonly BatchRecord[];
+  bytes: number;
+  resolve: (refs: PublishedRef[]) => void;
+  reject: (err: unknown) => void;
 }
 
 /** What the first message of a JetStream message (a batch) says. */
@@ -107,6 +118,15 @@ export function isUnavailable(err: unknown): boolean {
 const isClosed = (err: unknown) =>
   err instanceof natsErrors.ClosedConnectionError || err instanceof natsErrors.DrainingConnectionError;
 
+const DEFAULT_MAX_BATCH_BYTES = 1024 * 1024 - 1024;
+
+function sizesOf(records: readonly BatchRecord[]): { metaBytes: number; payloadBytes: number }[] {
+  return records.map((r) => ({
+    metaBytes: encodeMeta(r.meta).byteLength,
+    payloadBytes: r.payload.byteLength,
+  }));
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class JetStreamMessageStream implements MessageStream {
@@ -119,6 +139,8 @@ export class JetStreamMessageStream implements MessageStream {
   private readonly batches = new Map<number, Batch>();
   private cachedBytes = 0;
   private lock: Promise<unknown> = Promise.resolve();
+  private readonly queued: QueuedAppend[] = [];
+  private flushQueued = false;
 
   private constructor(
     private readonly ctx: JetStreamStreamContext,
@@ -225,9 +247,59 @@ export class JetStreamMessageStream implements MessageStream {
     records: readonly BatchRecord[],
     idem: { key: string; fingerprint: string } | undefined,
   ): Promise<PublishedRef[]> {
-    const run = this.lock.then(() => this.appendNow(records, idem));
+    if (idem) {
+      // Its own JetStream message: the Nats-Msg-Id (and its duplicate window) is the key's.
+      const run = this.lock.then(() => this.appendNow(records, idem));
+      this.lock = run.catch(() => {});
+      return run;
+    }
+    return new Promise<PublishedRef[]>((resolve, reject) => {
+      this.queued.push({ records, bytes: encodedBatchBytes(sizesOf(records)) - 5, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  /**
+   * Group commit: publishes without an Idempotency-Key that queue up while one is at JetStream go
+   * out together in the next JetStream message (up to maxBatchBytes), so concurrent publishers
+   * share a round trip instead of waiting for one each. Each keeps its own all-or-nothing: the
+   * message is stored whole or not at all, and a failure fails every publish in it.
+   */
+  private scheduleFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    const run = this.lock.then(() => {
+      this.flushQueued = false;
+      return this.flushOnce();
+    });
     this.lock = run.catch(() => {});
-    return run;
+  }
+
+  private async flushOnce(): Promise<void> {
+    const limit = this.ctx.maxBatchBytes?.() ?? DEFAULT_MAX_BATCH_BYTES;
+    const group: QueuedAppend[] = [];
+    let bytes = 5;
+    while (this.queued.length > 0 && (group.length === 0 || bytes + this.queued[0]!.bytes <= limit)) {
+      const next = this.queued.shift()!;
+      bytes += next.bytes;
+      group.push(next);
+    }
+    // Whatever queues from here on goes in the next turn (after publishes with a key queued before it).
+    if (this.queued.length > 0) this.scheduleFlush();
+    if (group.length === 0) return;
+    try {
+      const refs = await this.appendNow(
+        group.length === 1 ? group[0]!.records : group.flatMap((g) => g.records),
+        undefined,
+      );
+      let at = 0;
+      for (const g of group) {
+        g.resolve(refs.slice(at, at + g.records.length));
+        at += g.records.length;
+      }
+    } catch (err) {
+      for (const g of group) g.reject(err);
+    }
   }
 
   private async appendNow(
