@@ -5,13 +5,18 @@
  * run on the same disk measures:
  *   1. baseline: reading the same backlog straight from the log (no delivery engine);
  *   2. draining it to a `null` target (batches of 1000, fifo);
- *   3. draining it to a local HTTP receiver (another process) in batch mode (NDJSON).
+ *   3. draining it to a local HTTP receiver (another process) in batch mode (NDJSON), three times
+ *      from copies of one backlog: `compression: none`, `gzip` and `br` (issue 12); the receiver
+ *      decodes what it gets and counts the body bytes on the wire.
  * Prints a table, peak RSS, and last a line `RESULT {json}`.
  *
- * Flags: --messages N, --payload BYTES, --dir DIR (default .bench-data/forward).
+ * Flags: --messages N, --payload BYTES, --data repeat|random (default repeat: every payload the
+ * same letter, as compressible as it gets; random: 1000 distinct random payloads, base64 in the
+ * NDJSON, the least), --dir DIR (default .bench-data/forward).
  */
 import { fork } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -23,6 +28,8 @@ for (let i = 2; i < process.argv.length; i += 2)
   args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const MESSAGES = Number(args.get('messages') ?? 1_000_000);
 const PAYLOAD = Number(args.get('payload') ?? 1024);
+const DATA = args.get('data') ?? 'repeat';
+if (DATA !== 'repeat' && DATA !== 'random') throw new Error('--data is repeat or random');
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const root = args.get('dir') ?? join(repo, '.bench-data', 'forward');
 const silent = pino({ level: 'silent' });
@@ -52,8 +59,10 @@ function configFor(dataDir: string, target: Record<string, unknown>) {
 async function buildBacklog(dataDir: string): Promise<void> {
   const ws = await Waystation.open(configFor(dataDir, { type: 'null' }), { logger: silent });
   ws.route('drain').store();
-  const payload = Buffer.alloc(PAYLOAD, 0x61);
-  const batch = Array.from({ length: 1000 }, () => ({ payload }));
+  const same = Buffer.alloc(PAYLOAD, 0x61);
+  const batch = Array.from({ length: 1000 }, () => ({
+    payload: DATA === 'random' ? randomBytes(PAYLOAD) : same,
+  }));
   for (let sent = 0; sent < MESSAGES; sent += batch.length) {
     await ws.publishBatch('bench', batch.slice(0, Math.min(batch.length, MESSAGES - sent)));
   }
@@ -91,12 +100,49 @@ async function drain(dataDir: string, target: Record<string, unknown>): Promise<
   return MESSAGES / seconds;
 }
 
-async function startReceiver(): Promise<{ url: string; stop: () => void }> {
+interface ReceiverStats {
+  requests: number;
+  wireBytes: number;
+  decodedBytes: number;
+  lines: number;
+}
+
+async function startReceiver(): Promise<{
+  url: string;
+  stats: () => Promise<ReceiverStats>;
+  stop: () => void;
+}> {
   const child = fork(join(repo, 'bench', 'ndjson-receiver.mjs'), [], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(Number(m))));
-  return { url: `http://127.0.0.1:${port}/in`, stop: () => child.kill() };
+  const stats = () =>
+    new Promise<ReceiverStats>((resolve) => {
+      child.once('message', (m) => resolve((m as { stats: ReceiverStats }).stats));
+      child.send('stats');
+    });
+  return { url: `http://127.0.0.1:${port}/in`, stats, stop: () => child.kill() };
+}
+
+interface HttpCase {
+  compression: 'none' | 'gzip' | 'br';
+  rate: number;
+  wireBytes: number;
+  decodedBytes: number;
+}
+
+/** Drains a copy of the http backlog to a fresh receiver with the given compression. */
+async function drainHttp(template: string, compression: HttpCase['compression']): Promise<HttpCase> {
+  const dataDir = join(root, `http-${compression}`);
+  await cp(template, dataDir, { recursive: true });
+  const receiver = await startReceiver();
+  const rate = await drain(dataDir, { type: 'http', url: receiver.url, mode: 'batch', compression });
+  const stats = await receiver.stats();
+  receiver.stop();
+  await rm(dataDir, { recursive: true, force: true });
+  if (stats.lines !== MESSAGES)
+    throw new Error(`receiver saw ${stats.lines} of ${MESSAGES} lines (${compression})`);
+  return { compression, rate, wireBytes: stats.wireBytes, decodedBytes: stats.decodedBytes };
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -106,27 +152,43 @@ const t0 = performance.now();
 await buildBacklog(join(root, 'null'));
 await buildBacklog(join(root, 'http'));
 console.log(
-  `backlog: ${fmt(MESSAGES)} x ${PAYLOAD} B messages, built twice in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  `backlog: ${fmt(MESSAGES)} x ${PAYLOAD} B messages (${DATA}), built twice in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
 );
 
 const buildPeakRssMb = Math.round(peakRss / 1048576);
 peakRss = 0; // from here on: reading and draining only
 const raw = await rawRead(join(root, 'null'));
 const toNull = await drain(join(root, 'null'), { type: 'null' });
-const receiver = await startReceiver();
-const toHttp = await drain(join(root, 'http'), { type: 'http', url: receiver.url, mode: 'batch' });
-receiver.stop();
+const http: Record<HttpCase['compression'], HttpCase> = {
+  none: await drainHttp(join(root, 'http'), 'none'),
+  gzip: await drainHttp(join(root, 'http'), 'gzip'),
+  br: await drainHttp(join(root, 'http'), 'br'),
+};
+for (const c of [http.gzip, http.br])
+  if (c.decodedBytes !== http.none.decodedBytes)
+    throw new Error(
+      `${c.compression}: the receiver decoded ${c.decodedBytes} bytes, not ${http.none.decodedBytes}`,
+    );
+const toHttp = http.none.rate;
 clearInterval(sampler);
 await rm(root, { recursive: true, force: true });
 
-const rows: [string, number, string][] = [
-  ['raw log read (baseline)', raw, '1.00'],
-  ['drain to null, batch 1000', toNull, (toNull / raw).toFixed(2)],
-  ['drain to HTTP (NDJSON batch 1000)', toHttp, (toHttp / raw).toFixed(2)],
+const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
+const rows: [string, number, string, string][] = [
+  ['raw log read (baseline)', raw, '1.00', ''],
+  ['drain to null, batch 1000', toNull, (toNull / raw).toFixed(2), ''],
+  ...Object.values(http).map((c): [string, number, string, string] => [
+    `drain to HTTP (NDJSON batch 1000, ${c.compression})`,
+    c.rate,
+    (c.rate / raw).toFixed(2),
+    `${mb(c.wireBytes).padStart(10)}  ${(c.wireBytes / MESSAGES).toFixed(0).padStart(6)} B/msg  ${(c.wireBytes / http.none.wireBytes).toFixed(3)}`,
+  ]),
 ];
-console.log('\ncase                                   msgs/s      vs raw read');
-for (const [name, rate, ratio] of rows)
-  console.log(`${name.padEnd(38)} ${fmt(rate).padStart(10)}   ${ratio}`);
+console.log(
+  '\ncase                                           msgs/s   vs raw read   body bytes on the wire  per msg  vs none',
+);
+for (const [name, rate, ratio, wire] of rows)
+  console.log(`${name.padEnd(44)} ${fmt(rate).padStart(10)}   ${ratio.padStart(6)}      ${wire}`);
 const peakRssMb = Math.round(peakRss / 1048576);
 console.log(
   `\npeak RSS while draining ${peakRssMb} MB, while building the backlog ${buildPeakRssMb} MB (target drain_null_msgs_per_s >= 200000: ${toNull >= 200_000 ? 'PASS' : 'MISS'})`,
@@ -137,7 +199,15 @@ console.log(
     payload_bytes: PAYLOAD,
     raw_read_msgs_per_s: Math.round(raw),
     drain_null_msgs_per_s: Math.round(toNull),
+    data: DATA,
     drain_http_batch_msgs_per_s: Math.round(toHttp),
+    drain_http_batch_gzip_msgs_per_s: Math.round(http.gzip.rate),
+    drain_http_batch_br_msgs_per_s: Math.round(http.br.rate),
+    http_wire_bytes_none: http.none.wireBytes,
+    http_wire_bytes_gzip: http.gzip.wireBytes,
+    http_wire_bytes_br: http.br.wireBytes,
+    ratio_http_gzip_vs_raw_read: Number((http.gzip.rate / raw).toFixed(3)),
+    ratio_http_br_vs_raw_read: Number((http.br.rate / raw).toFixed(3)),
     ratio_null_vs_raw_read: Number((toNull / raw).toFixed(3)),
     peak_rss_mb: peakRssMb,
     build_peak_rss_mb: buildPeakRssMb,
