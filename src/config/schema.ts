@@ -315,6 +315,16 @@ export const storeAndForwardTopicSchema = z.strictObject({
 export type StoreAndForwardTopicInput = z.input<typeof storeAndForwardTopicSchema>;
 export type StoreAndForwardTopicConfig = z.output<typeof storeAndForwardTopicSchema>;
 
+/** A client's permissions (a user's, or the anonymous clients'): lists of topic filters. */
+const mqttAcl = {
+  /** Topic filters the client may publish to. Default all. */
+  publish: z.array(z.string()).default(['#']),
+  /** Topic filters the client may subscribe to (a subscription must lie within one). Default all. */
+  subscribe: z.array(z.string()).default(['#']),
+  /** Refused: a subscription lying within one of these; never delivered: a message whose topic matches one. Default none. */
+  denySubscribe: z.array(z.string()).default([]),
+};
+
 const mqtt = z.strictObject({
   /** "host:port" of the MQTT listener; port 0 picks a free one. */
   listen: z.string().regex(/:\d+$/, 'write "host:port", e.g. "127.0.0.1:1883"').default('127.0.0.1:1883'),
@@ -331,13 +341,12 @@ const mqtt = z.strictObject({
             /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/,
             'use the output of `waystation hash-password`',
           ),
-        /** Topic filters this user may publish to. Default all. */
-        publish: z.array(z.string()).default(['#']),
-        /** Topic filters this user may subscribe to (a subscription must lie within one). Default all. */
-        subscribe: z.array(z.string()).default(['#']),
+        ...mqttAcl,
       }),
     )
     .default([]),
+  /** What clients without a username may do (with allowAnonymous). Absent: everything. */
+  anonymous: z.strictObject(mqttAcl).optional(),
   tls: z
     .strictObject({
       /** "host:port" of the MQTT-over-TLS listener (commonly port 8883). */
@@ -364,8 +373,16 @@ const mqtt = z.strictObject({
   receiveMaximum: positiveInt.max(65535).default(100),
   /** Longest session expiry granted (MQTT 5) and kept for 3.1.1 persistent sessions. */
   maxSessionExpiry: duration.default(24 * 3600_000),
-  /** Keep-alive imposed on clients that ask for none or more (0 = accept the client's). */
-  maxKeepAlive: duration.default(0),
+  /**
+   * Longest keep-alive an MQTT 5 client may use, in whole seconds ("60s"; a bare number is ms):
+   * one asking for none or more is told this as Server Keep Alive. 0 = accept the client's.
+   */
+  maxKeepAlive: duration
+    .refine(
+      (ms) => ms % 1000 === 0 && ms <= 65_535_000,
+      'MQTT keep-alive is whole seconds up to 65535s and a bare number is milliseconds: write e.g. "60s"',
+    )
+    .default(0),
   storeAndForwardTopics: z.array(storeAndForwardTopicSchema).default([]),
 });
 

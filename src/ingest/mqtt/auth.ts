@@ -13,17 +13,26 @@
  */
 import { createHash } from 'node:crypto';
 import { verifySecretAsync } from '../secret-hash.js';
-import { topicMatches } from './topic.js';
+import { topicFilterProblem, topicMatches } from './topic.js';
 
-export interface MqttUserConfig {
-  username: string;
-  passwordHash: string;
+/** What a client may do, as topic filters (`mqtt.users[]`, `mqtt.anonymous`). */
+export interface MqttAcl {
   publish: readonly string[];
+  /** A subscription must lie within one of these… */
   subscribe: readonly string[];
+  /** …and within none of these; messages on topics matching one are never delivered. Default none. */
+  denySubscribe?: readonly string[];
 }
 
-/** Who a connection is: a configured user, or anonymous (allowed everything). */
-export type MqttPrincipal = { kind: 'user'; user: MqttUserConfig } | { kind: 'anonymous' };
+export interface MqttUserConfig extends MqttAcl {
+  username: string;
+  passwordHash: string;
+}
+
+/** Who a connection is: a configured user, or anonymous (`acl` undefined: allowed everything). */
+export type MqttPrincipal =
+  | { kind: 'user'; user: MqttUserConfig }
+  | { kind: 'anonymous'; acl: MqttAcl | undefined };
 
 /** `busy`: too many password checks running and waiting (v5 0x89 Server busy, 3.1.1 server unavailable). */
 export type AuthResult = MqttPrincipal | 'bad-credentials' | 'not-authorized' | 'busy';
@@ -72,12 +81,15 @@ export class MqttAuth {
   private readonly limiter: Limiter;
   private readonly options: ResolvedMqttAuthOptions;
 
-  constructor(
-    users: readonly MqttUserConfig[],
-    private readonly allowAnonymous: boolean,
-    options: MqttAuthOptions = {},
-  ) {
+  private readonly anonymous: MqttPrincipal | undefined;
+
+  /** `anonymous`: false refuses clients without a username; true allows them everything; an ACL limits them. */
+  constructor(users: readonly MqttUserConfig[], anonymous: boolean | MqttAcl, options: MqttAuthOptions = {}) {
     this.byName = new Map(users.map((u) => [u.username, u]));
+    this.anonymous =
+      anonymous === false
+        ? undefined
+        : { kind: 'anonymous', acl: anonymous === true ? undefined : anonymous };
     this.options = resolveMqttAuthOptions(options);
     this.limiter = new Limiter(this.options.maxConcurrentVerifications, this.options.maxQueuedVerifications);
   }
@@ -88,7 +100,7 @@ export class MqttAuth {
     password: Buffer | undefined,
     address = '',
   ): Promise<AuthResult> {
-    if (username === undefined) return this.allowAnonymous ? { kind: 'anonymous' } : 'not-authorized';
+    if (username === undefined) return this.anonymous ?? 'not-authorized';
     const delay = this.delayFor(address);
     if (delay > 0) await this.options.sleep(delay);
     const user = this.byName.get(username);
@@ -149,13 +161,44 @@ export class MqttAuth {
   }
 
   static mayPublish(principal: MqttPrincipal, topic: string): boolean {
-    return principal.kind === 'anonymous' || principal.user.publish.some((f) => topicMatches(f, topic));
+    const acl = aclOf(principal);
+    return acl === undefined || acl.publish.some((f) => topicMatches(f, topic));
   }
 
-  /** A subscription is allowed when every topic it can match is matched by one allowed filter. */
+  /**
+   * A subscription is allowed when every topic it can match is matched by one allowed filter,
+   * and it does not lie within a denied one. (One reaching further, like `#`, is allowed; the
+   * denied topics are then withheld at delivery: see deniedTopics.)
+   */
   static maySubscribe(principal: MqttPrincipal, filter: string): boolean {
-    return principal.kind === 'anonymous' || principal.user.subscribe.some((f) => filterWithin(f, filter));
+    const acl = aclOf(principal);
+    if (acl === undefined) return true;
+    return (
+      acl.subscribe.some((f) => filterWithin(f, filter)) &&
+      !(acl.denySubscribe ?? []).some((f) => filterWithin(f, filter))
+    );
   }
+
+  /** Filters whose topics are never delivered to the principal; undefined when none (the common case). */
+  static deniedTopics(principal: MqttPrincipal): readonly string[] | undefined {
+    const denied = aclOf(principal)?.denySubscribe;
+    return denied !== undefined && denied.length > 0 ? denied : undefined;
+  }
+}
+
+function aclOf(principal: MqttPrincipal): MqttAcl | undefined {
+  return principal.kind === 'user' ? principal.user : principal.acl;
+}
+
+/** Topic filters in an ACL that are not valid filters, as config issues (`at`: the ACL's config path). */
+export function aclProblems(acl: MqttAcl, at: string): { path: string; message: string }[] {
+  const problems: { path: string; message: string }[] = [];
+  for (const key of ['publish', 'subscribe', 'denySubscribe'] as const)
+    (acl[key] ?? []).forEach((f, i) => {
+      const problem = topicFilterProblem(f);
+      if (problem) problems.push({ path: `${at}.${key}[${i}]`, message: problem });
+    });
+  return problems;
 }
 
 /** Whether every topic `inner` matches is also matched by `outer`. */

@@ -51,7 +51,8 @@ export class Connection implements ClientConnection, Link {
   /** Set while parsing a packet with an ill-formed UTF-8 string, checked at its 'packet' event. */
   private illFormed: string | undefined;
   private session: Session | undefined;
-  private principal: MqttPrincipal = { kind: 'anonymous' };
+  /** Until CONNECT is authenticated: allowed nothing. */
+  private principal: MqttPrincipal = { kind: 'anonymous', acl: { publish: [], subscribe: [] } };
   private clientId = '';
   private readonly aliases = new Map<number, string>();
   /** Incoming QoS 1/2 publishes not yet answered; reading pauses at the receive maximum. */
@@ -317,7 +318,9 @@ export class Connection implements ClientConnection, Link {
     let keepAlive = p.keepalive ?? 0;
     let serverKeepAlive: number | undefined;
     const maxKeepAlive = Math.floor(config.maxKeepAlive / 1000);
-    if (maxKeepAlive > 0 && (keepAlive === 0 || keepAlive > maxKeepAlive)) {
+    // Only an MQTT 5 client can be told (Server Keep Alive, which it must then use [MQTT-3.2.2-21]);
+    // a 3.1.1 client keeps its own: imposing a shorter one would cut off a client that follows its own.
+    if (v5 && maxKeepAlive > 0 && (keepAlive === 0 || keepAlive > maxKeepAlive)) {
       keepAlive = maxKeepAlive;
       serverKeepAlive = keepAlive;
     }
@@ -337,6 +340,7 @@ export class Connection implements ClientConnection, Link {
       will,
     });
     this.session = session;
+    session.deniedTopics = Auth.deniedTopics(who);
     if (v5) {
       this.write({
         cmd: 'connack',

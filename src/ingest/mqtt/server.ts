@@ -10,8 +10,9 @@ import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { Clock } from '../../delivery/clock.js';
+import { ConfigError } from '../../errors.js';
 import type { Waystation } from '../../waystation.js';
-import { MqttAuth } from './auth.js';
+import { aclProblems, MqttAuth } from './auth.js';
 import { Broker, type MqttConfig } from './broker.js';
 import { Connection } from './connection.js';
 
@@ -32,8 +33,14 @@ export class MqttServer {
 
   static async start(ws: Waystation, config: MqttConfig, logger: Logger, clock?: Clock): Promise<MqttServer> {
     const log = logger.child({ component: 'mqtt' });
+    // Filters of mqtt.anonymous and denySubscribe (the config's own validation checks users' publish/subscribe).
+    const problems = [
+      ...(config.anonymous ? aclProblems(config.anonymous, 'mqtt.anonymous') : []),
+      ...config.users.flatMap((u, i) => aclProblems(u, `mqtt.users[${i}]`)),
+    ];
+    if (problems.length > 0) throw new ConfigError(problems);
+    const auth = new MqttAuth(config.users, config.allowAnonymous && (config.anonymous ?? true));
     const broker = await Broker.open(ws, config, log, clock);
-    const auth = new MqttAuth(config.users, config.allowAnonymous);
     const servers: Server[] = [];
     const sockets = new Set<Duplex>();
     const accept = (socket: Duplex, remote: string, remoteAddress: string | undefined) => {

@@ -6,6 +6,7 @@
  */
 import type { IPublishPacket, QoS } from 'mqtt-packet';
 import type { BrokerMessage } from './message.js';
+import { topicMatches } from './topic.js';
 
 export interface Subscription {
   /** The filter as subscribed, `$share/<group>/…` included. */
@@ -66,6 +67,8 @@ export class Session {
   /** QoS 2 packet ids received whose PUBREL has not arrived [MQTT-4.3.3-9]. */
   readonly incomingQos2 = new Set<number>();
   link: Link | undefined;
+  /** Topic filters whose messages are never sent to this client (its ACL's denySubscribe), set per connection. */
+  deniedTopics: readonly string[] | undefined;
   /** Session Expiry Interval in ms (0 = ends with the connection). */
   expiryMs = 0;
   expiryTimer: NodeJS.Timeout | undefined;
@@ -139,6 +142,11 @@ export class Session {
     durable: boolean,
   ): void {
     const link = this.link!;
+    if (this.deniedTopics?.some((f) => topicMatches(f, message.topic))) {
+      // Withheld, as the client may not subscribe there: a broader subscription (say "#") does not reach it.
+      onAck?.();
+      return;
+    }
     let expiry: number | undefined;
     if (message.expiresAt !== undefined) {
       const left = message.expiresAt - this.now();
