@@ -149,8 +149,8 @@ export class Broker {
   // --- sessions ---------------------------------------------------------------------------
 
   /**
-   * A client connected (CONNECT accepted): takes over or starts its session and cancels a
-   * pending will. Returns whether a session was present; resume() follows the CONNACK.
+   * A client connected (CONNECT accepted): takes over or starts its session and settles the
+   * previous connection's will. Returns whether a session was present; resume() follows the CONNACK.
    */
   connect(
     clientId: string,
@@ -170,7 +170,13 @@ export class Broker {
     const pendingWill = this.wills.get(clientId);
     if (pendingWill) {
       pendingWill.timer?.cancel();
-      this.wills.delete(clientId);
+      // The previous connection is closed (taken over [MQTT-3.1.4-3], or lost before): its will is
+      // published when due at once (Will Delay 0) or when its session ends now (Session Expiry 0,
+      // or this Clean Start) [MQTT-3.1.2-8]; else this connection came within the delay and it is
+      // not [MQTT-3.1.3-9]. (A lost connection's will with delay 0 or expiry 0 was published already.)
+      if (pendingWill.will.delayMs <= 0 || previous?.expiryMs === 0 || options.cleanStart)
+        this.fireWill(clientId);
+      else this.wills.delete(clientId);
     }
     let session = previous;
     let sessionPresent = session !== undefined && !options.cleanStart;

@@ -112,7 +112,7 @@ export class Connection implements ClientConnection, Link {
     if (this.state === 'closed') return;
     if (this.protocolVersion === 5 && this.state === 'connected')
       this.write({ cmd: 'disconnect', reasonCode });
-    // A will is for a client that vanished, not for one replaced or a broker shutting down.
+    // No will at shutdown; on a takeover the broker settles it (Broker.connect) and ignores this.
     this.willOnClose = reasonCode !== Reason.sessionTakenOver && reasonCode !== Reason.serverShuttingDown;
     this.destroy();
   }
