@@ -2,8 +2,9 @@
  * One client connection: bytes → mqtt-packet's parser → one handler per packet family → the
  * broker's session logic, and packets back through mqtt-packet's generator. Enforces the
  * connection-level rules: CONNECT first and once, keep-alive, maximum packet size, topic
- * aliases, the receive window, and v5 reason codes on every refusal (MQTT 3.1.1 clients, which
- * have no reason codes in PUBACK, are disconnected instead so their message is not lost).
+ * aliases, the receive window (v5: DISCONNECT 0x93 past it), and v5 reason codes on
+ * every refusal (MQTT 3.1.1 clients, which have no reason codes in PUBACK, are disconnected
+ * instead so their message is not lost).
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -57,6 +58,13 @@ export class Connection implements ClientConnection, Link {
   private readonly aliases = new Map<number, string>();
   /** Incoming QoS 1/2 publishes not yet answered; reading pauses at the receive maximum. */
   private unanswered = 0;
+  /**
+   * The client's send quota in use (MQTT 5.0 §4.9): QoS 1 publishes not yet PUBACKed and QoS 2
+   * ones (`openQos2`, by packet id) until PUBREL or a failure PUBREC. Beyond the announced
+   * Receive Maximum: DISCONNECT 0x93 [MQTT-3.3.4-7].
+   */
+  private quotaUsed = 0;
+  private readonly openQos2 = new Set<number>();
   private readonly answers = new AnswerQueue();
   /** Outcomes of QoS 2 publishes still being stored, by packet id (for a resend meanwhile). */
   private readonly storingQos2 = new Map<number, Promise<number>>();
@@ -183,6 +191,7 @@ export class Connection implements ClientConnection, Link {
         else this.write({ cmd: 'pubrel', messageId: p.messageId!, reasonCode: Reason.packetIdNotFound });
         return;
       case 'pubrel': {
+        if (this.openQos2.delete(p.messageId!)) this.quotaUsed--;
         const known = this.session!.incomingQos2.delete(p.messageId!);
         const reasonCode = known || this.protocolVersion !== 5 ? Reason.success : Reason.packetIdNotFound;
         // After the PUBRECs before it, so answers stay in order.
@@ -390,10 +399,28 @@ export class Connection implements ClientConnection, Link {
     }
     const qos = p.qos;
     const packetId = p.messageId!;
+    const limit = this.options.broker.config.receiveMaximum;
+    if (qos === 1 || (qos === 2 && !this.openQos2.has(packetId))) {
+      if (qos === 2) this.openQos2.add(packetId);
+      if (++this.quotaUsed > limit && v5) {
+        this.violation(
+          Reason.receiveMaximumExceeded,
+          `more than ${limit} QoS 1/2 publishes unacknowledged (Receive Maximum) [MQTT-3.3.4-7]`,
+        );
+        return;
+      }
+    }
     const answer =
       qos === 1
-        ? (reasonCode: number) => this.write({ cmd: 'puback', messageId: packetId, reasonCode })
-        : (reasonCode: number) => this.write({ cmd: 'pubrec', messageId: packetId, reasonCode });
+        ? (reasonCode: number) => {
+            this.quotaUsed--;
+            this.write({ cmd: 'puback', messageId: packetId, reasonCode });
+          }
+        : (reasonCode: number) => {
+            // A failure PUBREC ends the flow; else it stays open until PUBREL.
+            if (reasonCode >= 0x80 && this.openQos2.delete(packetId)) this.quotaUsed--;
+            this.write({ cmd: 'pubrec', messageId: packetId, reasonCode });
+          };
     if (qos === 2 && this.session!.incomingQos2.has(packetId)) {
       // A resent QoS 2 publish: not stored twice [MQTT-4.3.3-10]; answered like the first one,
       // once its outcome is known (never "success" while it may still fail).
@@ -453,7 +480,6 @@ export class Connection implements ClientConnection, Link {
       this.storingQos2.set(packetId, outcome);
       void outcome.then(() => this.storingQos2.delete(packetId));
     }
-    const limit = this.options.broker.config.receiveMaximum;
     if (++this.unanswered >= limit) this.socket.pause();
     const done = this.answers.later((code) => {
       if (--this.unanswered < limit) this.socket.resume();
