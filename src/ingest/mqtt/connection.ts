@@ -2,7 +2,7 @@
  * One client connection: bytes → mqtt-packet's parser → one handler per packet family → the
  * broker's session logic, and packets back through mqtt-packet's generator. Enforces the
  * connection-level rules: CONNECT first and once, keep-alive, maximum packet size, topic
- * aliases, the receive window (v5: DISCONNECT 0x93 past it), and v5 reason codes on
+ * aliases (both ways), the receive window (v5: DISCONNECT 0x93 past it), and v5 reason codes on
  * every refusal (MQTT 3.1.1 clients, which have no reason codes in PUBACK, are disconnected
  * instead so their message is not lost).
  */
@@ -24,9 +24,12 @@ import { type Broker, type ClientConnection, isStorageRefusal, Reason } from './
 import { type BrokerMessage, idempotencyKeyOf, type PublishProperties } from './message.js';
 import type { Link, Session, Subscription } from './session.js';
 import { parseShared, topicFilterProblem, topicNameProblem } from './topic.js';
+import { OutgoingTopicAliases } from './topic-aliases.js';
 import { checkUtf8Strings } from './utf8.js';
 
 const TOPIC_ALIAS_MAXIMUM = 10;
+/** Aliases the broker assigns per connection at most, whatever larger maximum a client announces. */
+const OUTGOING_ALIAS_LIMIT = 1024;
 const NO_PROPERTIES: PublishProperties = Object.freeze({});
 const MQTT_MAX_PACKET = 268_435_460;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -56,6 +59,8 @@ export class Connection implements ClientConnection, Link {
   private principal: MqttPrincipal = { kind: 'anonymous', acl: { publish: [], subscribe: [] } };
   private clientId = '';
   private readonly aliases = new Map<number, string>();
+  /** Aliases for what the broker sends, when the v5 client announced a Topic Alias Maximum. */
+  private outgoingAliases: OutgoingTopicAliases | undefined;
   /** Incoming QoS 1/2 publishes not yet answered; reading pauses at the receive maximum. */
   private unanswered = 0;
   /**
@@ -105,8 +110,19 @@ export class Connection implements ClientConnection, Link {
   }
 
   sendPublish(packet: IPublishPacket): boolean {
-    const bytes = this.encode(packet);
-    if (bytes.byteLength > this.maxPacketSize) return false;
+    const aliases = this.outgoingAliases;
+    const out = aliases ? aliases.apply(packet) : packet;
+    let bytes: Buffer;
+    try {
+      bytes = this.encode(out);
+    } catch (err) {
+      aliases?.unsent(out);
+      throw err;
+    }
+    if (bytes.byteLength > this.maxPacketSize) {
+      aliases?.unsent(out);
+      return false;
+    }
     this.cork();
     this.socket.write(bytes);
     return true;
@@ -341,6 +357,8 @@ export class Connection implements ClientConnection, Link {
     const expiryMs = Math.min(requested, config.maxSessionExpiry);
     this.receiveMaximum = (v5 ? p.properties?.receiveMaximum : undefined) ?? config.receiveMaximum;
     this.maxPacketSize = (v5 ? p.properties?.maximumPacketSize : undefined) ?? MQTT_MAX_PACKET;
+    const aliasMaximum = Math.min(v5 ? (p.properties?.topicAliasMaximum ?? 0) : 0, OUTGOING_ALIAS_LIMIT);
+    if (aliasMaximum > 0) this.outgoingAliases = new OutgoingTopicAliases(aliasMaximum);
     this.clientId = clientId;
     this.state = 'connected';
     const { session, sessionPresent } = broker.connect(clientId, this, {
