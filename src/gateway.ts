@@ -312,7 +312,12 @@ export async function buildHttpApp(
     access,
   });
   await app.register(adminRoutes, { ws, access });
-  await app.register(mqttTopicRoutes, { broker, access, routeStreams: (r) => ws.routeStreams(r) });
+  await app.register(mqttTopicRoutes, {
+    broker,
+    access,
+    routeStreams: (r) => ws.routeStreams(r),
+    clustered: ws.clusterCounters() !== undefined,
+  });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) =>

@@ -17,6 +17,8 @@ export interface MqttTopicRoutesOptions {
   access: AccessCheck;
   /** The streams a route reads (undefined: no such route). */
   routeStreams: (route: string) => readonly string[] | undefined;
+  /** Cluster mode: store-and-forward topics are refused (their subscriber positions are node-local). */
+  clustered?: boolean;
 }
 
 /** A topic filter is at most 65,535 bytes in MQTT; the API takes names up to this many characters. */
@@ -46,6 +48,10 @@ export async function mqttTopicRoutes(app: FastifyInstance, opts: MqttTopicRoute
     { schema: { summary: 'Create a store-and-forward topic', body: { type: 'object' } } },
     async (req, reply) => {
       const principal = access(req, 'admin');
+      if (opts.clustered)
+        throw new MqttTopicConflictError(
+          'Store-and-forward topics are not supported in cluster mode yet: their subscribers\' positions are node-local (docs/cluster.md). Publish durably over HTTP or the library instead.',
+        );
       const stream: unknown = req.body.stream;
       if (typeof stream === 'string' && !principal.reaches(stream))
         throw new AuthError(403, `Token "${principal.name}" may not create topics on stream "${stream}".`);

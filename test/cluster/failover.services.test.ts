@@ -145,6 +145,15 @@ describe.skipIf(!services)('cluster mode with Waystation processes (run with npm
     expect(await metricsOf(owning)).toContain('waystation_route_backlog_messages{route="r"}');
     expect(await metricsOf(other)).not.toContain('waystation_route_backlog_messages{route="r"}');
 
+    // Store-and-forward topics are refused in cluster mode, with the reason.
+    const topic = await fetch(`${a.url}/v1/mqtt/topics`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ topic: 'plant/#', stream: 'plant' }),
+    });
+    expect(topic.status).toBe(409);
+    expect(((await topic.json()) as { error: { message: string } }).error.message).toContain('cluster mode');
+
     // A message published on one node, awaited on the other.
     const m = await publish(owning, 'receipt');
     const status = await fetch(`${other.url}/v1/messages/${m.id}?wait=delivered&timeout=10s`);
