@@ -52,4 +52,13 @@ wait "$gateway_pid" || fail "the gateway did not exit 0 on SIGTERM"
 gateway_pid=""
 grep -q "\"id\":\"$id\"" data/out/orders.ndjson || fail "the archive route did not deliver the message"
 [ -f data/LOCK ] && fail "LOCK left behind after a clean stop"
+# On a terminal (a pty from script(1)) the installed gateway logs readable lines, not JSON.
+if command -v script >/dev/null; then
+  sed 's#^dataDir: .*#dataDir: ./data-tty#' waystation.yaml >tty.yaml
+  timeout 8 script -qfec "$bin start --config tty.yaml" /dev/null >"$tmp/tty.log" 2>&1 || true
+  tr -d '\r' <"$tmp/tty.log" | sed 's/\x1b\[[0-9;]*m//g' | grep -qE '^\[[0-9:.]+\] INFO \([0-9]+\): waystation listening on http' ||
+    { cat "$tmp/tty.log" >&2; fail "on a terminal the gateway did not log readable lines"; }
+  if grep -q '"level":' "$tmp/tty.log"; then fail "on a terminal the gateway logged JSON"; fi
+fi
+
 echo "test-package: waystation $version packs, installs into a fresh prefix and runs from $tmp/work: ok"
