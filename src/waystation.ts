@@ -3,6 +3,7 @@
  * opens the store, builds targets and the delivery engine, and exposes the library API
  * (docs/library.md). The gateway program wraps this object with the HTTP API and the CLI.
  */
+import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Logger, pino } from 'pino';
@@ -548,6 +549,12 @@ async function openCluster(
       streams: resolved.streams,
       routes: resolved.routes,
       version: VERSION,
+      configDigest: configDigest(c),
+      onConfigMismatch: (peer) =>
+        logger.warn(
+          { peer },
+          `cluster: node ${peer} runs another configuration (streams, targets, routes or leaseTtl differ); every node must run the same one (docs/cluster.md)`,
+        ),
       onLeaseChange: (route, owned, reason) =>
         logger.info({ route, owned, reason }, `route ${route}: lease ${reason}`),
       onRenewal: (ms) => options.observe?.leaseRenewal?.(ms / 1000),
@@ -570,6 +577,24 @@ async function openCluster(
     await lock.release();
     throw err;
   }
+}
+
+/** What must be the same on every node of a cluster, hashed (secrets in targets included, never shown). */
+function configDigest(c: WaystationConfig): string {
+  const shared = { streams: c.streams, targets: c.targets, routes: c.routes, leaseTtl: c.cluster?.leaseTtl };
+  return createHash('sha256').update(canonicalJson(shared)).digest('hex').slice(0, 16);
+}
+
+/** JSON with object keys sorted, so the same configuration written in another order hashes alike. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }
 
 function ttlMs(value: number | string): number {

@@ -29,6 +29,8 @@ export interface ClusterBackendOptions {
   streams: readonly string[];
   routes: readonly { name: string; streams: readonly string[]; group?: string | undefined }[];
   version: string;
+  configDigest?: string;
+  onConfigMismatch?: (peer: string) => void;
   onLeaseChange?: (route: string, owned: boolean, reason: 'acquired' | 'lost' | 'handed-over') => void;
   onRenewal?: (ms: number) => void;
   onError?: (err: unknown, context: string) => void;
@@ -85,6 +87,8 @@ export async function openClusterBackend(options: ClusterBackendOptions): Promis
       leaseTtlMs: options.leaseTtlMs,
       routes: options.routes.map((r) => ({ name: r.name, group: r.group })),
       version: options.version,
+      configDigest: options.configDigest,
+      onConfigMismatch: options.onConfigMismatch,
       onLeaseChange: options.onLeaseChange,
       onRenewal: options.onRenewal,
       onError: options.onError,

@@ -40,6 +40,12 @@ export interface ClusterNodeOptions {
   routes: readonly { name: string; group?: string | undefined }[];
   /** Waystation's version, shown in GET /v1/cluster. */
   version: string;
+  /**
+   * A digest of what must be the same on every node (streams, targets, routes, lease TTL): a
+   * peer whose digest differs is reported once (onConfigMismatch) and shown in GET /v1/cluster.
+   */
+  configDigest?: string;
+  onConfigMismatch?: (peer: string) => void;
   /** How often standby views of routes owned elsewhere are read again. Default 1 000 ms. */
   standbyRefreshMs?: number;
   /** Lease taken, lost or handed over (logs and metrics). */
@@ -59,6 +65,8 @@ export type RouteCommand =
 export interface NodeHeartbeat {
   nodeId: string;
   version: string;
+  /** The node's configuration digest (see ClusterNodeOptions.configDigest). */
+  config?: string | undefined;
   startedAt: string;
   heartbeatAt: string;
   /** Routes this node owned at its last heartbeat. */
@@ -67,7 +75,7 @@ export interface NodeHeartbeat {
 
 export interface ClusterView {
   nodeId: string;
-  nodes: (NodeHeartbeat & { self: boolean })[];
+  nodes: (NodeHeartbeat & { self: boolean; sameConfig: boolean })[];
   /** Route → owning node (null: nobody right now). */
   owners: Record<string, string | null>;
   nats: { connected: boolean; server: string | undefined; serverVersion: string | undefined };
@@ -93,6 +101,8 @@ export class ClusterNode {
   readonly nodeId: string;
   private readonly slots = new Map<string, Slot>();
   private readonly aliveTicks = new Map<string, number>();
+  /** Peers already reported for running another configuration. */
+  private readonly mismatched = new Set<string>();
   private live: string[] = [];
   private heartbeats: NodeHeartbeat[] = [];
   private assign: ((route: string, owned: boolean) => Promise<void>) | undefined;
@@ -205,6 +215,7 @@ export class ClusterNode {
     const own: NodeHeartbeat = {
       nodeId: this.nodeId,
       version: this.options.version,
+      config: this.options.configDigest,
       startedAt: this.startedAt,
       heartbeatAt: new Date().toISOString(),
       routes: this.ownedRoutes(),
@@ -217,6 +228,11 @@ export class ClusterNode {
     }
     if (!beats.some((b) => b.nodeId === this.nodeId)) beats.push(own);
     this.heartbeats = beats.sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+    for (const b of beats) {
+      if (b.config === this.options.configDigest || this.mismatched.has(b.nodeId)) continue;
+      this.mismatched.add(b.nodeId);
+      this.options.onConfigMismatch?.(b.nodeId);
+    }
     this.live = this.heartbeats.map((b) => b.nodeId);
     for (const node of [...this.aliveTicks.keys()])
       if (!this.live.includes(node)) this.aliveTicks.delete(node);
@@ -379,7 +395,11 @@ export class ClusterNode {
     const nc = this.options.nc;
     return {
       nodeId: this.nodeId,
-      nodes: this.heartbeats.map((h) => ({ ...h, self: h.nodeId === this.nodeId })),
+      nodes: this.heartbeats.map((h) => ({
+        ...h,
+        self: h.nodeId === this.nodeId,
+        sameConfig: h.config === this.options.configDigest,
+      })),
       owners,
       nats: { connected: !nc.isClosed(), server: nc.getServer(), serverVersion: nc.info?.version },
       leaseTtlMs: this.ttl,

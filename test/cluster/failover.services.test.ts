@@ -154,6 +154,23 @@ describe.skipIf(!services)('cluster mode with Waystation processes (run with npm
     expect(topic.status).toBe(409);
     expect(((await topic.json()) as { error: { message: string } }).error.message).toContain('cluster mode');
 
+    // Both run the same configuration; a third node with another one is pointed out.
+    expect((await clusterView(a)).nodes.map((n) => (n as { sameConfig: boolean }).sameConfig)).toEqual([
+      true,
+      true,
+    ]);
+    const c = await startNode(await configFor(prefix, 'node-c', { streams: { extra: {} } }), 'node-c');
+    await until(
+      async () =>
+        (await clusterView(a)).nodes.some(
+          (n) => n.nodeId === 'node-c' && (n as { sameConfig: boolean }).sameConfig === false,
+        ),
+      10_000,
+      'node-c shown with another configuration',
+    );
+    await stopCli(c.proc);
+    nodes.splice(nodes.indexOf(c), 1);
+
     // A message published on one node, awaited on the other.
     const m = await publish(owning, 'receipt');
     const status = await fetch(`${other.url}/v1/messages/${m.id}?wait=delivered&timeout=10s`);
