@@ -80,7 +80,7 @@ describe.skipIf(!services)('cluster mode with Waystation processes (run with npm
 
   async function clusterView(
     node: Node,
-  ): Promise<{ owners: Record<string, string | null>; nodes: { nodeId: string }[] }> {
+  ): Promise<{ owners: Record<string, string | null>; nodes: { nodeId: string; sameConfig: boolean }[] }> {
     const res = await fetch(`${node.url}/v1/cluster`);
     expect(res.status).toBe(200);
     return res.json() as never;
@@ -155,16 +155,10 @@ describe.skipIf(!services)('cluster mode with Waystation processes (run with npm
     expect(((await topic.json()) as { error: { message: string } }).error.message).toContain('cluster mode');
 
     // Both run the same configuration; a third node with another one is pointed out.
-    expect((await clusterView(a)).nodes.map((n) => (n as { sameConfig: boolean }).sameConfig)).toEqual([
-      true,
-      true,
-    ]);
+    expect((await clusterView(a)).nodes.map((n) => n.sameConfig)).toEqual([true, true]);
     const c = await startNode(await configFor(prefix, 'node-c', { streams: { extra: {} } }), 'node-c');
     await until(
-      async () =>
-        (await clusterView(a)).nodes.some(
-          (n) => n.nodeId === 'node-c' && (n as { sameConfig: boolean }).sameConfig === false,
-        ),
+      async () => (await clusterView(a)).nodes.some((n) => n.nodeId === 'node-c' && n.sameConfig === false),
       10_000,
       'node-c shown with another configuration',
     );
