@@ -96,6 +96,12 @@ export function createMetrics(
     labelNames: ['route'],
     registers,
   });
+  const throttled = new Counter({
+    name: 'waystation_route_throttled_seconds_total',
+    help: 'Time batches of the route waited for byte budgets (replay.bytesPerSecond, target or gateway maxBytesPerSecond)',
+    labelNames: ['route'],
+    registers,
+  });
   const oldestAttempt = new Gauge({
     name: 'waystation_route_oldest_attempt_seconds',
     help: 'Age of the oldest delivery attempt at the target now (0 when none)',
@@ -203,6 +209,7 @@ export function createMetrics(
       redelivered.reset();
       failures.reset();
       overdue.reset();
+      throttled.reset();
       const cluster = w.clusterCounters();
       if (cluster) {
         leasesHeld.set(cluster.held);
@@ -223,6 +230,7 @@ export function createMetrics(
         redelivered.inc({ route: r.name }, r.redelivered);
         failures.inc({ route: r.name }, r.failures);
         overdue.inc({ route: r.name }, r.overdueAttempts);
+        throttled.inc({ route: r.name }, r.throttledMs / 1000);
         oldestAttempt.set({ route: r.name }, r.oldestAttemptMs / 1000);
       }
       const broker = mqtt();

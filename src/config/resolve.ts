@@ -85,7 +85,9 @@ export function parseConfig(input: unknown): ResolvedConfig {
       issues.push({ path: `auth.tokens[${i}].name`, message: `"${n}" is used by another token` });
   });
   if (issues.length > 0) throw new ConfigError(issues);
-  const routes = Object.entries(config.routes).map(([name, r]) => toRouteOptions(name, r));
+  const routes = Object.entries(config.routes).map(([name, r]) =>
+    toRouteOptions(name, r, config.targets[r.target]?.maxBytesPerSecond, config.delivery?.maxBytesPerSecond),
+  );
   return { config, warnings: warningsFor(config), streams: [...streams], routes };
 }
 
@@ -204,6 +206,12 @@ function warningsFor(config: WaystationConfig): ConfigIssue[] {
         message: `${r.maxInFlight} batches in flight: a failed batch is retried after later ones, so fifo holds only within a batch; use 1 for strict order`,
       });
     }
+    if (!r.storeAndForward && (r.replay.bytesPerSecond ?? 0) > 0) {
+      warnings.push({
+        path: `${at}.replay.bytesPerSecond`,
+        message: 'has no effect with storeAndForward: false (there is no backlog replay)',
+      });
+    }
     if (!r.storeAndForward && r.replay.ratePerSecond > 0) {
       warnings.push({
         path: `${at}.replay.ratePerSecond`,
@@ -235,7 +243,13 @@ export function isLoopback(listen: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
-function toRouteOptions(name: string, r: RouteConfig): RouteOptions {
+/** `targetRate`, `gatewayRate`: the shared byte budgets on the route's path (bytes/s), if any. */
+function toRouteOptions(
+  name: string,
+  r: RouteConfig,
+  targetRate: number | undefined,
+  gatewayRate: number | undefined,
+): RouteOptions {
   return {
     name,
     streams: r.streams,
@@ -246,6 +260,10 @@ function toRouteOptions(name: string, r: RouteConfig): RouteOptions {
     probeIntervalMs: r.probeInterval,
     probeIntervalMaxMs: r.probeIntervalMax,
     replayRatePerSecond: r.replay.ratePerSecond,
+    replayBytesPerSecond: r.replay.bytesPerSecond ?? 0,
+    priority: r.priority ?? 4,
+    targetMaxBytesPerSecond: targetRate,
+    gatewayMaxBytesPerSecond: gatewayRate,
     retryAttempts: r.retry.attempts,
     retryBackoffMs: r.retry.backoff,
     retryBackoffMaxMs: r.retry.backoffMax,

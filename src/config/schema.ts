@@ -32,6 +32,19 @@ const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
 
 const positiveInt = z.number().int().positive();
 
+/**
+ * A byte rate: payload bytes per second, written as a size ("200KiB" = 200 KiB/s) or a number.
+ * Leave the key out for no limit (docs/delivery.md, "Byte rates and priority").
+ */
+const byteRate = size.refine((n) => n > 0, 'must be more than 0; leave the key out for no limit');
+
+/**
+ * Keys every target type has. `maxBytesPerSecond`: payload bytes per second to this target,
+ * shared by every route that delivers to it (forwarding, replay and probes); routes share it
+ * by priority with a minimum share each. Default: no limit.
+ */
+const targetCommon = { maxBytesPerSecond: byteRate.optional() };
+
 export const NAME = /^[A-Za-z0-9_-]{1,128}$/;
 const nameMessage = 'names use 1-128 letters, digits, "_" and "-"';
 
@@ -81,6 +94,7 @@ const compression = z.enum(['none', 'gzip', 'br']).default('none');
 
 const httpTarget = z.strictObject({
   type: z.literal('http'),
+  ...targetCommon,
   url: z.url({ protocol: /^https?$/ }),
   method: z.enum(['POST', 'PUT']).default('POST'),
   mode: z.enum(['single', 'batch']).default('single'),
@@ -100,14 +114,16 @@ const httpTarget = z.strictObject({
 
 const fileTarget = z.strictObject({
   type: z.literal('file'),
+  ...targetCommon,
   path: z.string().min(1),
   maxBytes: size.default(64 * 1024 * 1024),
 });
 
-const logTarget = z.strictObject({ type: z.literal('log') });
-const nullTarget = z.strictObject({ type: z.literal('null') });
+const logTarget = z.strictObject({ type: z.literal('log'), ...targetCommon });
+const nullTarget = z.strictObject({ type: z.literal('null'), ...targetCommon });
 const moduleTarget = z.strictObject({
   type: z.literal('module'),
+  ...targetCommon,
   /** Path of an ES module exporting `createTarget(options, context)` (or a default export of it). */
   path: z.string().min(1),
   options: z.record(z.string(), z.unknown()).default({}),
@@ -117,6 +133,7 @@ const template = z.string().min(1);
 
 const mqttTarget = z.strictObject({
   type: z.literal('mqtt'),
+  ...targetCommon,
   url: z
     .string()
     .regex(/^(mqtts?|wss?|tcp|ssl):\/\//, 'write e.g. "mqtt://broker:1883" or "mqtts://broker:8883"'),
@@ -135,6 +152,7 @@ const mqttTarget = z.strictObject({
 
 const amqpTarget = z.strictObject({
   type: z.literal('amqp'),
+  ...targetCommon,
   url: z.string().regex(/^amqps?:\/\//, 'write e.g. "amqp://user:pass@rabbit:5672/vhost"'),
   exchange: z.string().default(''),
   routingKey: template.default('{stream}'),
@@ -146,6 +164,7 @@ const amqpTarget = z.strictObject({
 
 const natsTarget = z.strictObject({
   type: z.literal('nats'),
+  ...targetCommon,
   servers: z.union([z.string(), z.array(z.string()).min(1)]),
   subject: template.default('{stream}'),
   jetstream: z.boolean().default(true),
@@ -157,6 +176,7 @@ const natsTarget = z.strictObject({
 
 const postgresTarget = z.strictObject({
   type: z.literal('postgres'),
+  ...targetCommon,
   connectionString: z.string().regex(/^postgres(ql)?:\/\//, 'write e.g. "postgres://user:pass@db:5432/name"'),
   table: z
     .string()
@@ -168,6 +188,7 @@ const postgresTarget = z.strictObject({
 
 const redisTarget = z.strictObject({
   type: z.literal('redis'),
+  ...targetCommon,
   url: z.string().regex(/^rediss?:\/\//, 'write e.g. "redis://127.0.0.1:6379/0"'),
   stream: template.default('{stream}'),
   maxLen: positiveInt.optional(),
@@ -176,6 +197,7 @@ const redisTarget = z.strictObject({
 
 const waystationTarget = z.strictObject({
   type: z.literal('waystation'),
+  ...targetCommon,
   url: z.url({ protocol: /^https?$/ }),
   stream: template.default('{stream}'),
   token: z.string().optional(),
@@ -208,7 +230,20 @@ const route = z.strictObject({
   storeAfter: z.strictObject({ failures: positiveInt.default(1) }).default({ failures: 1 }),
   probeInterval: duration.default(5_000),
   probeIntervalMax: duration.default(300_000),
-  replay: z.strictObject({ ratePerSecond: z.number().min(0).default(0) }).default({ ratePerSecond: 0 }),
+  replay: z
+    .strictObject({
+      /** Messages per second while draining the backlog; 0 = unlimited. */
+      ratePerSecond: z.number().min(0).default(0),
+      /** Payload bytes per second while draining the backlog ("64KiB"); 0 or absent = unlimited. */
+      bytesPerSecond: size.optional(),
+    })
+    .default({ ratePerSecond: 0 }),
+  /**
+   * 0 (highest) … 9 (lowest), default 4: where routes share a byte budget (a target's or the
+   * gateway's maxBytesPerSecond), the lower number goes first; every waiting route keeps a
+   * minimum share (10 %, or an equal share when more than ten wait). Default 4.
+   */
+  priority: z.number().int().min(0).max(9).optional(),
   retry: z
     .strictObject({
       attempts: positiveInt.default(3),
@@ -432,6 +467,13 @@ export const configSchema = z.strictObject({
   targets: z.record(z.string().regex(NAME, nameMessage), targetSchema).default({}),
   routes: z.record(z.string().regex(NAME, nameMessage), route).default({}),
   cluster: cluster.optional(),
+  /** Gateway-wide delivery limits (docs/delivery.md). */
+  delivery: z
+    .strictObject({
+      /** Payload bytes per second to all targets together, shared by every route by priority. Default: no limit. */
+      maxBytesPerSecond: byteRate.optional(),
+    })
+    .optional(),
 });
 
 /** What users write (durations and sizes as strings or numbers, most keys optional). */

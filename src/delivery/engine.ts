@@ -1,11 +1,14 @@
 /**
  * The delivery engine: one RouteRunner per route, wired to the store and to targets. It tells
  * runners about new messages, coordinates groups (routes that store together), runs retention
- * sweeps and log garbage collection, answers receipts, and stops everything in order.
+ * sweeps and log garbage collection, answers receipts, and stops everything in order. It owns
+ * the shared byte budgets (one per target with `maxBytesPerSecond`, one for the gateway's
+ * `delivery.maxBytesPerSecond`), made only when such a limit is configured.
  */
 import { UnknownRouteError, WaitTimeoutError } from '../errors.js';
 import type { MessageStore } from '../store/backend.js';
 import type { MessageState } from '../store/route-progress.js';
+import { ByteBudget } from './byte-budget.js';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import type { RouteOptions } from './route-options.js';
 import { type OverdueAttempt, RouteRunner } from './route-runner.js';
@@ -74,9 +77,32 @@ export class DeliveryEngine {
   /** Cluster mode: the routes this node owns now. */
   private readonly owned = new Set<string>();
   private readonly assigning = new Map<string, Promise<void>>();
+  /** Shared byte budgets: per target name, and the gateway's. */
+  private readonly targetBudgets = new Map<string, ByteBudget>();
+  private readonly gatewayBudget: ByteBudget | undefined;
 
   constructor(private readonly options: EngineOptions) {
     this.clock = options.clock ?? systemClock;
+    // Routes carry the limits on their path; should they differ (library use), the smallest holds.
+    const smallest = (values: (number | undefined)[]) => {
+      const set = values.filter((v): v is number => v !== undefined && v > 0);
+      return set.length > 0 ? Math.min(...set) : undefined;
+    };
+    const gateway = smallest(options.routes.map((r) => r.gatewayMaxBytesPerSecond));
+    this.gatewayBudget =
+      gateway === undefined
+        ? undefined
+        : new ByteBudget({ name: 'gateway', bytesPerSecond: gateway, clock: this.clock });
+    for (const target of new Set(options.routes.map((r) => r.target))) {
+      const rate = smallest(
+        options.routes.filter((r) => r.target === target).map((r) => r.targetMaxBytesPerSecond),
+      );
+      if (rate !== undefined)
+        this.targetBudgets.set(
+          target,
+          new ByteBudget({ name: `target ${target}`, bytesPerSecond: rate, clock: this.clock }),
+        );
+    }
     for (const route of options.routes) {
       if (!options.targets.has(route.target))
         throw new Error(`route ${route.name}: no target instance named ${route.target}`);
@@ -100,6 +126,9 @@ export class DeliveryEngine {
           this.owned.has(route.name) &&
           ownership.maySend(route.name)
       : undefined;
+    const byteBudgets = [this.targetBudgets.get(route.target), this.gatewayBudget].filter(
+      (b): b is ByteBudget => b !== undefined,
+    );
     const runner: RouteRunner = new RouteRunner({
       options: route,
       store: this.options.store,
@@ -113,6 +142,7 @@ export class DeliveryEngine {
       onOverdue: (attempt) => this.options.events?.overdue?.(attempt),
       progressSaveDelayMs: this.options.progressSaveDelayMs,
       mayDeliver,
+      byteBudgets: byteBudgets.length > 0 ? byteBudgets : undefined,
     });
     return runner;
   }

@@ -23,6 +23,21 @@ export interface RouteOptions {
   probeIntervalMaxMs: number;
   /** Backlog replay rate while draining, messages/s; 0 = unlimited. Default 0. */
   replayRatePerSecond: number;
+  /** Backlog replay byte rate while draining (payload bytes/s); 0 = unlimited. Default 0. */
+  replayBytesPerSecond: number;
+  /**
+   * 0 (highest) … 9: where routes share a byte budget, the lower number goes first; every
+   * waiting route keeps a minimum share (docs/delivery.md). Default 4.
+   */
+  priority: number;
+  /**
+   * The byte budgets on this route's path besides its own (payload bytes/s; undefined = none):
+   * its target's `maxBytesPerSecond`, shared by every route to that target, and the gateway's
+   * `delivery.maxBytesPerSecond`, shared by all routes. The engine makes one budget for each.
+   * They apply to every send (forwarding, replay and probes).
+   */
+  targetMaxBytesPerSecond: number | undefined;
+  gatewayMaxBytesPerSecond: number | undefined;
   /** With storeAndForward off: attempts per message (default 3) and backoff (default 1 s, max 60 s). */
   retryAttempts: number;
   retryBackoffMs: number;
@@ -55,6 +70,10 @@ export const routeDefaults = {
   probeIntervalMs: 5_000,
   probeIntervalMaxMs: 300_000,
   replayRatePerSecond: 0,
+  replayBytesPerSecond: 0,
+  priority: 4,
+  targetMaxBytesPerSecond: undefined,
+  gatewayMaxBytesPerSecond: undefined,
   retryAttempts: 3,
   retryBackoffMs: 1_000,
   retryBackoffMaxMs: 60_000,

@@ -6,9 +6,10 @@
  * The runner owns the route's state machine, what is at the target, dispatch and saving
  * progress; each other job is a collaborator with its own module and tests, wired here:
  * picking by ordering (`picker.ts`), reading and read-ahead (`read-ahead.ts`), the replay pacer
- * (`pacer.ts`), the prober (`prober.ts`), retry bookkeeping (`retries.ts`), retention
- * (`retention.ts`), the delivery attempt with its timer (`attempt.ts`), the wake-up timer
- * (`wake-timer.ts`) and `batch.maxWait` (`batch-wait.ts`).
+ * (`pacer.ts`), the byte budgets (`byte-gate.ts` over `byte-budget.ts`), the prober
+ * (`prober.ts`), retry bookkeeping (`retries.ts`), retention (`retention.ts`), the delivery
+ * attempt with its timer (`attempt.ts`), the wake-up timer (`wake-timer.ts`) and
+ * `batch.maxWait` (`batch-wait.ts`).
  *
  * All mutable delivery state that must survive a restart lives in the store's route progress and
  * dead letters; what lives here (in-flight sets, attempt counts, timers) is rebuilt by starting
@@ -22,6 +23,8 @@ import type { FinalState, MessageState, RouteCounters, StreamProgress } from '..
 import { zeroCounters } from '../store/route-progress.js';
 import { Attempt, type Batch, MessageDelivery } from './attempt.js';
 import { BatchWait } from './batch-wait.js';
+import { ByteBudget } from './byte-budget.js';
+import { ByteGate } from './byte-gate.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { Pacer } from './pacer.js';
 import { Picker } from './picker.js';
@@ -60,6 +63,11 @@ export interface RouteRunnerDeps {
    * before every send and every progress save. Default: always.
    */
   mayDeliver?: () => boolean;
+  /**
+   * The shared byte budgets on the route's path, innermost first: its target's
+   * `maxBytesPerSecond`, then the gateway's `delivery.maxBytesPerSecond` (the engine owns them).
+   */
+  byteBudgets?: readonly ByteBudget[];
 }
 
 export interface RouteSnapshot extends RouteCounters {
@@ -121,6 +129,8 @@ export class RouteRunner {
   private readonly retries: Retries;
   /** Age expiry, drop-oldest pruning, reject-new admission. */
   private readonly retention: Retention;
+  /** Byte budgets (replay.bytesPerSecond, the target's and the gateway's); none without limits. */
+  private readonly gate: ByteGate | undefined;
 
   // At the target now.
   /** stream → seq → ordering key, for messages at the target now. */
@@ -160,6 +170,7 @@ export class RouteRunner {
     };
     for (const s of deps.options.streams) this.flying.set(s, new Map());
     this.pacer = new Pacer(deps.options.replayRatePerSecond, deps.options.batchMaxMessages);
+    this.gate = this.makeGate();
     this.prober = new Prober({
       policy: deps.options,
       clock: deps.clock,
@@ -198,6 +209,29 @@ export class RouteRunner {
     });
   }
 
+  /** Only when some byte limit applies: the fast path has no gate, no timers and no awaits. */
+  private makeGate(): ByteGate | undefined {
+    const { options: o, clock } = this.deps;
+    const shared = this.deps.byteBudgets ?? [];
+    const replay =
+      o.replayBytesPerSecond > 0
+        ? new ByteBudget({ name: `route ${o.name}`, bytesPerSecond: o.replayBytesPerSecond, clock })
+        : undefined;
+    if (shared.length === 0 && replay === undefined) return undefined;
+    return new ByteGate({
+      replay,
+      shared,
+      route: o.name,
+      priority: o.priority,
+      clock,
+      onReady: () => this.pump(),
+      onThrottled: (ms) => {
+        this.progress.counters.throttledMs += ms;
+        if (this.running) this.scheduleSave();
+      },
+    });
+  }
+
   get options(): Readonly<RouteOptions> {
     return this.deps.options;
   }
@@ -223,6 +257,7 @@ export class RouteRunner {
    */
   async abandon(): Promise<void> {
     this.running = false;
+    this.gate?.close();
     this.prober.reset();
     this.wake.cancel();
     this.batchWait.cancel();
@@ -242,6 +277,7 @@ export class RouteRunner {
   /** Stops dispatching, aborts deliveries still out after `graceMs`, and saves progress. */
   async stop(graceMs: number): Promise<void> {
     this.running = false;
+    this.gate?.close();
     this.prober.reset();
     this.wake.cancel();
     this.batchWait.cancel();
@@ -296,6 +332,7 @@ export class RouteRunner {
 
   private enterDraining(): void {
     this.pacer.refill(this.deps.clock.now());
+    this.gate?.beginDrain();
     this.picker.beginDrain(this.deps.options.streams.map((name) => this.deps.store.stream(name)));
   }
 
@@ -375,6 +412,8 @@ export class RouteRunner {
         this.nextStream = (this.nextStream + i + 1) % streams.length;
         return batch;
       }
+      // Waiting for byte budgets: nothing goes until they grant (then the gate pumps again).
+      if (this.gate?.waiting) return undefined;
     }
     return undefined;
   }
@@ -384,7 +423,9 @@ export class RouteRunner {
     const p = this.progress.stream(stream.name);
     const draining = this.state.name === 'draining';
     const { rules } = this.picker;
-    let paced = draining && !probe && this.pacer.limited;
+    // Backlog replay: the route's own rates (replay.ratePerSecond, replay.bytesPerSecond) apply.
+    let replay = draining && !probe;
+    let paced = replay && this.pacer.limited;
     let from: number | undefined;
     if (draining && rules.liveFirst && !probe) {
       // Live messages first and unpaced; the backlog below liveFrom drains beside them, paced.
@@ -392,6 +433,7 @@ export class RouteRunner {
       if (this.picker.candidates(stream, p, limit, now, live).length > 0) {
         from = live;
         paced = false;
+        replay = false;
       }
     }
     let max = limit;
@@ -422,6 +464,7 @@ export class RouteRunner {
     if (chosen.length === 0) return undefined;
     if (!probe && this.state.name === 'forwarding' && this.batchWait.holdBack(chosen.length))
       return undefined;
+    if (this.gate !== undefined && !this.gate.admit(payloadBytes(chosen), replay)) return undefined;
     this.batchWait.sent();
     if (paced) this.pacer.take(chosen.length);
     return this.begin({ stream, messages: chosen, probe });
@@ -587,7 +630,9 @@ export class RouteRunner {
     const now = this.deps.clock.now();
     return {
       attemptAgesMs: [...this.out].map((a) => now - a.startedAt),
-      timerArmed: this.prober.armed || this.wake.armed || this.batchWait.armed,
+      // A grant awaited from a byte budget is a budget timer armed for this route.
+      timerArmed:
+        this.prober.armed || this.wake.armed || this.batchWait.armed || (this.gate?.waiting ?? false),
       picking: this.pumping,
     };
   }
@@ -820,6 +865,7 @@ export class RouteRunner {
       since: this.state.since,
       lastError: this.state.lastError,
       ...this.progress.counters,
+      throttledMs: this.progress.counters.throttledMs + (this.gate?.throttledForMs() ?? 0),
       inQueue: this.pendingCount() - inFlight,
       inFlight,
       usedBytes: await this.usedBytes(),
@@ -859,6 +905,12 @@ export class RouteRunner {
       .catch((err: unknown) => this.deps.onError(err, `route ${this.name}: saving progress`));
     return this.saving;
   }
+}
+
+function payloadBytes(messages: readonly StoredMessage[]): number {
+  let bytes = 0;
+  for (let i = 0; i < messages.length; i++) bytes += messages[i]!.payloadBytes;
+  return bytes;
 }
 
 function pendingIn(p: StreamProgress, last: number): number {

@@ -29,6 +29,11 @@ export interface RouteCounters {
   redelivered: number;
   /** Attempts answered nack or timed out. */
   failures: number;
+  /**
+   * Time batches waited for byte budgets (replay.bytesPerSecond, a target's or the gateway's
+   * maxBytesPerSecond), ms. Absent from progress saved before it existed (loads as 0).
+   */
+  throttledMs: number;
 }
 
 export interface PersistedRouteState {
@@ -41,7 +46,16 @@ export interface PersistedRouteState {
 }
 
 export function zeroCounters(): RouteCounters {
-  return { forwarded: 0, expired: 0, pruned: 0, purged: 0, deadLettered: 0, redelivered: 0, failures: 0 };
+  return {
+    forwarded: 0,
+    expired: 0,
+    pruned: 0,
+    purged: 0,
+    deadLettered: 0,
+    redelivered: 0,
+    failures: 0,
+    throttledMs: 0,
+  };
 }
 
 /** Beyond this many ranges, a final-state set forgets what the log no longer holds. */
