@@ -50,7 +50,7 @@ export async function mqttTopicRoutes(app: FastifyInstance, opts: MqttTopicRoute
       const principal = access(req, 'admin');
       if (opts.clustered)
         throw new MqttTopicConflictError(
-          'Store-and-forward topics are not supported in cluster mode yet: their subscribers\' positions are node-local (docs/cluster.md). Publish durably over HTTP or the library instead.',
+          "Store-and-forward topics are not supported in cluster mode yet: their subscribers' positions are node-local (docs/cluster.md). Publish durably over HTTP or the library instead.",
         );
       const stream: unknown = req.body.stream;
       if (typeof stream === 'string' && !principal.reaches(stream))

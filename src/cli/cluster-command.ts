@@ -4,7 +4,14 @@ import { printTable } from './table.js';
 
 interface ClusterAnswer {
   nodeId: string;
-  nodes: { nodeId: string; version: string; startedAt: string; heartbeatAt: string; routes: string[]; self: boolean }[];
+  nodes: {
+    nodeId: string;
+    version: string;
+    startedAt: string;
+    heartbeatAt: string;
+    routes: string[];
+    self: boolean;
+  }[];
   owners: Record<string, string | null>;
   nats: { connected: boolean; server?: string; serverVersion?: string };
   leaseTtlMs: number;
@@ -32,7 +39,10 @@ export async function showCluster(client: ApiClient, json: boolean): Promise<voi
   );
   process.stdout.write('\n');
   printTable(
-    Object.entries(view.owners).map(([route, owner]) => ({ route, owner: owner ?? '(none: changing hands)' })),
+    Object.entries(view.owners).map(([route, owner]) => ({
+      route,
+      owner: owner ?? '(none: changing hands)',
+    })),
     ['route', 'owner'],
   );
 }
