@@ -15,12 +15,14 @@ import { createMetrics, type Metrics } from './admin/metrics.js';
 import { filterMetricsText } from './admin/metrics-reach.js';
 import { mqttTopicRoutes } from './admin/mqtt-topics.js';
 import { adminRoutes } from './admin/routes.js';
+import { uiRoutes } from './admin/ui-routes.js';
+import { UiSessions } from './admin/ui-session.js';
 import { defaultConfig } from './config/defaults.js';
 import { loadConfigFile } from './config/load.js';
 import { parseConfig } from './config/resolve.js';
 import type { WaystationConfig, WaystationConfigInput } from './config/schema.js';
 import { type ErrorCode, ErrorCodes, WaystationError } from './errors.js';
-import { type AccessCheck, type Principal, TokenAuth } from './ingest/http/auth.js';
+import { createAccessCheck, TokenAuth } from './ingest/http/auth.js';
 import { StagingBudget } from './ingest/http/body-guard.js';
 import { publishRoutes } from './ingest/http/publish.js';
 import type { Broker } from './ingest/mqtt/broker.js';
@@ -285,16 +287,9 @@ export async function buildHttpApp(
   });
 
   const auth = new TokenAuth(config.auth.tokens);
-  const principals = new WeakMap<object, Principal>();
-  const access: AccessCheck = (req, scope) => {
-    let principal = principals.get(req);
-    if (!principal) {
-      principal = auth.authenticate(req.headers.authorization);
-      principals.set(req, principal);
-    }
-    TokenAuth.requireScope(principal, scope);
-    return principal;
-  };
+  // The dashboard's session cookie is the other way in beside the Bearer header (src/admin/ui-session.ts).
+  const sessions = new UiSessions();
+  const access = createAccessCheck(auth, sessions.authenticate);
 
   await app.register(publishRoutes, {
     ws,
@@ -312,6 +307,7 @@ export async function buildHttpApp(
     access,
   });
   await app.register(adminRoutes, { ws, access });
+  await app.register(uiRoutes, { ws, auth, sessions, access, secure: Boolean(tls) });
   await app.register(mqttTopicRoutes, {
     broker,
     access,

@@ -121,7 +121,40 @@ export class TokenAuth {
  * checks the scope (401/403) and returns the principal, whose `reaches` bounds every object the
  * handler touches; an object out of reach answers as one that does not exist.
  */
-export type AccessCheck = (req: { headers: { authorization?: string } }, scope: Scope) => Principal;
+export type AccessCheck = (req: AccessRequest, scope: Scope) => Principal;
+
+/** What an access check reads of a request: the Bearer header, or a dashboard session's cookie. */
+export interface AccessRequest {
+  method?: string;
+  headers: { authorization?: string; cookie?: string; [name: string]: string | string[] | undefined };
+}
+
+/**
+ * The second way in beside the Bearer header: the dashboard's session cookie
+ * (src/admin/ui-session.ts). Answers undefined when the request carries no session cookie, and
+ * throws 401 for an unknown or expired session, 403 for a mutation failing the CSRF checks.
+ */
+export type SessionAuthenticator = (req: AccessRequest) => Principal | undefined;
+
+/**
+ * The gateway's access check: a request with an Authorization header is judged by it alone;
+ * without one, by its session cookie when it has one; otherwise it needs a token (401).
+ * Authentication happens once per request.
+ */
+export function createAccessCheck(auth: TokenAuth, session?: SessionAuthenticator): AccessCheck {
+  const principals = new WeakMap<object, Principal>();
+  return (req, scope) => {
+    let principal = principals.get(req);
+    if (!principal) {
+      const fromSession =
+        auth.enabled && req.headers.authorization === undefined ? session?.(req) : undefined;
+      principal = fromSession ?? auth.authenticate(req.headers.authorization);
+      principals.set(req, principal);
+    }
+    TokenAuth.requireScope(principal, scope);
+    return principal;
+  };
+}
 
 /** Whether a route is within reach: every stream it reads must be. */
 export function reachesAll(principal: Principal, streams: readonly string[]): boolean {

@@ -1,0 +1,72 @@
+/**
+ * The wire shapes the dashboard reads. Kept here (the page is built without Node's types); the
+ * gateway's own types must stay assignable to them, which test/http/ui-session.test.ts checks
+ * at compile time.
+ */
+
+export type RouteStateName = 'forwarding' | 'storing' | 'draining' | 'held';
+
+export interface UiRoute {
+  name: string;
+  target: string;
+  streams: readonly string[];
+  state: RouteStateName;
+  cause: 'self' | 'group';
+  since: number;
+  lastError: string | undefined;
+  inQueue: number;
+  inFlight: number;
+  usedBytes: number;
+  limitBytes: number | undefined;
+  forwarded: number;
+  expired: number;
+  pruned: number;
+  purged: number;
+  deadLettered: number;
+  /** Dead letters held now. */
+  deadLetters: number;
+}
+
+export interface UiStream {
+  name: string;
+  firstSeq: number;
+  lastSeq: number;
+  messages: number;
+  bytes: number;
+  routes: readonly string[];
+}
+
+export interface UiSnapshot {
+  at: number;
+  routes: UiRoute[];
+  streams: UiStream[];
+  totals: {
+    inQueue: number;
+    inFlight: number;
+    usedBytes: number;
+    limitBytes: number;
+    deadLetters: number;
+    forwarded: number;
+    published: number;
+  };
+}
+
+export interface SessionInfo {
+  auth: boolean;
+  signedIn: boolean;
+  name?: string;
+  scopes?: string[];
+  csrf?: string;
+  expiresAt?: number;
+}
+
+export interface DeadLetter {
+  id: string;
+  stream: string;
+  seq: number;
+  key: string | undefined;
+  reason: string;
+  attempts: number;
+  lastError: string;
+  at: number;
+}
