@@ -181,13 +181,15 @@ export class ByteBudget {
     if (n === 0 || dt <= 0) return;
     const share = Math.min(this.minShare, 1 / n);
     const add = (dt * this.bytesPerSecond * share) / 1000;
-    for (const r of this.waiting) r.client.credit = Math.min(r.bytes, r.client.credit + add);
+    // Banked up to a second's worth (or the request), so a route served late is owed the rest.
+    for (const r of this.waiting)
+      r.client.credit = Math.min(Math.max(r.bytes, this.burstBytes), r.client.credit + add);
   }
 
   private take(client: BudgetClient, bytes: number): void {
     this.tokens -= bytes;
     this.granted += bytes;
-    client.credit = Math.max(0, client.credit - bytes);
+    client.credit = Math.max(-bytes, client.credit - bytes);
   }
 
   /** The request that goes next under the policy (see the module comment). */
