@@ -72,3 +72,26 @@ export function parseShared(filter: string): SharedFilter | undefined {
   if (problem) throw new Error(problem);
   return { group, filter: inner };
 }
+
+/**
+ * Whether some topic name matches both filters (e.g. `plant/#` and `plant/+/temp`, or `#` and
+ * any filter not starting with "$"); `other/#` and `plant/+/temp` are disjoint. Names starting
+ * with "$" are matched by no filter starting with a wildcard [MQTT-4.7.2-1].
+ */
+export function filtersOverlap(a: string, b: string): boolean {
+  const x = a.split('/');
+  const y = b.split('/');
+  const wild = (l: string) => l === '+' || l === '#';
+  if ((wild(x[0]!) && y[0]!.startsWith('$')) || (wild(y[0]!) && x[0]!.startsWith('$'))) return false;
+  // A common name of one empty level would be "", which is no topic name [MQTT-4.7.3-1].
+  const onlyEmpty = (levels: number) => levels === 1 && (x[0] === '' || y[0] === '');
+  for (let i = 0; ; i++) {
+    const p = x[i];
+    const q = y[i];
+    // "#" takes any rest, also none when the other ended here ("a/#" matches "a").
+    if (p === '#' || q === '#') return !((p === undefined || q === undefined) && onlyEmpty(i));
+    // One ended: the other must end here too.
+    if (p === undefined || q === undefined) return p === q && !onlyEmpty(i);
+    if (p !== '+' && q !== '+' && p !== q) return false;
+  }
+}
