@@ -17,9 +17,11 @@
  *   request waits until the tokens cover it; nothing smaller jumps ahead of it, so tokens are
  *   never lost while anyone waits and the budget runs at its full rate under contention.
  * - Minimum share: while it waits, each client accrues credit at `minShare × rate` (default
- *   10 %), or `rate / n` when more than `1 / minShare` clients wait, up to its request's size;
- *   bytes granted are debited from it. So a waiting route of the lowest priority still gets
- *   at least its share; a route that asks for nothing accrues nothing.
+ *   10 %), or `rate / n` when more than `1 / minShare` clients wait, banked up to one second's
+ *   worth (or its request, if larger); bytes granted are debited from it, down to at most one
+ *   request below zero. So a waiting route of the lowest priority still gets at least its
+ *   share, more than ten waiting routes get equal shares, and a route that asks for nothing
+ *   accrues nothing (a withdrawn request forgets its credit).
  * - Nothing is granted synchronously from inside another call but `acquire` itself (when no one
  *   waits and the tokens are there: the fast path, no timer, no callback). Waiting requests are
  *   granted from a timer of the injected clock; `cancel()` withdraws one (stop, abandon).
