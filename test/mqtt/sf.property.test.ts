@@ -94,7 +94,7 @@ describe('store-and-forward subscriber (model test)', () => {
               retainAsPublished: false,
               retainHandling: 0,
               subscriptionId: undefined,
-              storeAndForward: false,
+              storeAndForward: [],
             });
           subscribe();
           for (const o of script) {

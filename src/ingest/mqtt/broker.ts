@@ -14,9 +14,9 @@ import type { BatchMessage, Waystation } from '../../waystation.js';
 import { type BrokerMessage, toHeaders } from './message.js';
 import { RetainedMessages } from './retained.js';
 import { type DropReason, Session, type Subscription } from './session.js';
-import { SfCursor } from './sf-cursor.js';
+import { type Pick, type PickFn, SfCursor } from './sf-cursor.js';
 import { type SfTopic, StoreAndForwardTopics, type TopicInfo } from './sf-topics.js';
-import { topicMatches } from './topic.js';
+import { filtersOverlap, topicMatches } from './topic.js';
 
 export type MqttConfig = NonNullable<WaystationConfig['mqtt']>;
 
@@ -217,7 +217,12 @@ export class Broker {
       for (const c of this.cursors.get(session)?.values() ?? []) c.wake();
     };
     session.attach(conn.link, (id) => conn.sendPubrel(id));
-    for (const sub of session.subscriptions.values()) if (sub.storeAndForward) this.startCursor(session, sub);
+    const tracked = new Set<string>();
+    for (const sub of session.subscriptions.values()) for (const f of sub.storeAndForward) tracked.add(f);
+    for (const f of tracked) {
+      const t = this.topics.get(f);
+      if (t) this.startCursor(session, t);
+    }
   }
 
   /**
@@ -342,17 +347,19 @@ export class Broker {
   }
 
   /**
-   * Live delivery to matching subscriptions. A session tracked on a store-and-forward topic the
-   * message was stored in gets it from the stream, so not a second time here.
+   * Live delivery to matching subscriptions. A message stored in a store-and-forward topic goes
+   * to the sessions tracked on it from the stream, so not a second time here: a non-shared
+   * subscription matching its topic overlaps that store-and-forward topic, hence is tracked on
+   * it (its cached `storeAndForward` is not empty). Shared subscriptions are live only.
    */
   private route(message: BrokerMessage, publisher: string, stored: readonly SfTopic[]): void {
     const groups = new Map<string, { session: Session; sub: Subscription }[]>();
+    const isStored = stored.length > 0;
     for (const session of this.sessions.values()) {
-      if (stored.length > 0 && stored.some((t) => session.subscriptions.get(t.filter)?.storeAndForward))
-        continue;
       let best: { qos: QoS; ids: number[]; retain: boolean } | undefined;
       for (const sub of session.subscriptions.values()) {
-        if (sub.storeAndForward || !topicMatches(sub.match, message.topic)) continue;
+        if (isStored && sub.storeAndForward.length > 0) continue;
+        if (!topicMatches(sub.match, message.topic)) continue;
         if (sub.shareGroup !== undefined) {
           const key = `${sub.shareGroup}\u0000${sub.match}`;
           const members = groups.get(key) ?? [];
@@ -388,24 +395,14 @@ export class Broker {
   subscribe(session: Session, sub: Subscription): void {
     const old = session.subscriptions.get(sub.filter);
     const existed = old !== undefined;
-    const sfTopic = sub.shareGroup === undefined ? this.topics.get(sub.filter) : undefined;
-    sub.storeAndForward = sfTopic !== undefined;
+    // Every store-and-forward topic the filter overlaps tracks the client (shared ones: none).
+    const sfTopics = sub.shareGroup === undefined ? this.topics.overlapping(sub.match) : [];
+    sub.storeAndForward = sfTopics.map((t) => t.filter);
     // A repeated SUBSCRIBE replaces the options in place: a running cursor keeps its position
     // and what it has in flight (clients resubscribe on every reconnect).
     const current = old ? Object.assign(old, sub) : sub;
     session.subscriptions.set(sub.filter, current);
-    if (sfTopic) {
-      const tracker = sfTopic.trackers.get(session.clientId);
-      if (tracker) tracker.qos = sub.qos;
-      else
-        sfTopic.trackers.set(session.clientId, {
-          lastAcked: sfTopic.startFor(this.ws.streamBounds(sfTopic.stream)),
-          qos: sub.qos,
-          missed: 0,
-        });
-      sfTopic.trackerChanged();
-      if (session.link && !this.cursors.get(session)?.has(sub.filter)) this.startCursor(session, current);
-    }
+    for (const t of sfTopics) this.track(session, t);
     // Retained messages: rh 0 always, 1 only for a new subscription, 2 never; not for shared ones.
     if (sub.shareGroup !== undefined || sub.retainHandling === 2 || (sub.retainHandling === 1 && existed))
       return;
@@ -415,56 +412,125 @@ export class Broker {
     }
   }
 
-  /** Returns whether the subscription existed. Unsubscribing a store-and-forward topic ends its tracking. */
+  /**
+   * Returns whether the subscription existed. Unsubscribing the last of a client's filters that
+   * overlap a store-and-forward topic ends its tracking there (its position is dropped).
+   */
   unsubscribe(session: Session, filter: string): boolean {
     const sub = session.subscriptions.get(filter);
     if (!sub) return false;
     session.subscriptions.delete(filter);
-    if (sub.storeAndForward) {
-      this.cursors.get(session)?.get(filter)?.stop();
-      this.cursors.get(session)?.delete(filter);
-      const t = this.topics.get(filter);
-      if (t?.trackers.delete(session.clientId)) t.trackerChanged();
+    for (const f of sub.storeAndForward) {
+      const t = this.topics.get(f);
+      if (t) this.track(session, t);
     }
     return true;
   }
 
-  private restoreSfSubscriptions(session: Session): boolean {
-    let restored = false;
-    for (const t of this.topics.list()) {
-      const tracker = t.trackers.get(session.clientId);
-      if (!tracker) continue;
-      restored = true;
-      session.subscriptions.set(t.filter, {
-        filter: t.filter,
-        match: t.filter,
-        shareGroup: undefined,
-        qos: tracker.qos,
-        noLocal: false,
-        retainAsPublished: false,
-        retainHandling: 2,
-        subscriptionId: undefined,
-        storeAndForward: true,
+  /**
+   * Brings the client's tracking on `t` in line with its subscriptions that overlap it: a new
+   * subscriber starts per the topic's new-subscriber options, a known one keeps its position
+   * (its filters and QoS are updated); with none left, tracking ends and the position is dropped.
+   */
+  private track(session: Session, t: SfTopic): void {
+    const filters: Record<string, QoS> = {};
+    let qos: QoS | undefined;
+    for (const s of session.subscriptions.values()) {
+      if (!s.storeAndForward.includes(t.filter)) continue;
+      filters[s.filter] = s.qos;
+      qos = Math.max(qos ?? 0, s.qos) as QoS;
+    }
+    const tracker = t.trackers.get(session.clientId);
+    if (qos === undefined) {
+      const mine = this.cursors.get(session);
+      mine?.get(t.filter)?.stop();
+      mine?.delete(t.filter);
+      if (tracker) {
+        t.trackers.delete(session.clientId);
+        t.trackerChanged();
+      }
+      return;
+    }
+    if (tracker) {
+      tracker.qos = qos;
+      tracker.filters = filters;
+    } else {
+      t.trackers.set(session.clientId, {
+        lastAcked: t.startFor(this.ws.streamBounds(t.stream)),
+        qos,
+        missed: 0,
+        filters,
       });
     }
-    return restored;
+    t.trackerChanged();
+    if (session.link && !this.cursors.get(session)?.has(t.filter)) this.startCursor(session, t);
   }
 
-  private startCursor(session: Session, sub: Subscription): void {
-    const t = this.topics.get(sub.filter);
-    const tracker = t?.trackers.get(session.clientId);
-    if (!t || !tracker) return;
+  /** After a restart: the filters the client was tracked through become its subscriptions again. */
+  private restoreSfSubscriptions(session: Session): boolean {
+    const restored: Subscription[] = [];
+    for (const t of this.topics.list()) {
+      const tracker = t.trackers.get(session.clientId);
+      for (const [filter, qos] of Object.entries(tracker?.filters ?? {})) {
+        const known = session.subscriptions.get(filter);
+        if (known) {
+          known.qos = Math.max(known.qos, qos) as QoS;
+          continue;
+        }
+        const sub: Subscription = {
+          filter,
+          match: filter,
+          shareGroup: undefined,
+          qos,
+          noLocal: false,
+          retainAsPublished: false,
+          retainHandling: 2,
+          subscriptionId: undefined,
+          storeAndForward: [],
+        };
+        session.subscriptions.set(filter, sub);
+        restored.push(sub);
+      }
+    }
+    const topics = new Set<SfTopic>();
+    for (const sub of restored) {
+      const overlapping = this.topics.overlapping(sub.match);
+      sub.storeAndForward = overlapping.map((t) => t.filter);
+      for (const t of overlapping) topics.add(t);
+    }
+    for (const t of topics) this.track(session, t);
+    return restored.length > 0;
+  }
+
+  /** Which of the session's subscriptions a message of `t` goes to: QoS the highest, all identifiers [MQTT-3.3.4-2]. */
+  private pickFor(session: Session, t: SfTopic): PickFn {
+    return (name) => {
+      let pick: Pick | undefined;
+      for (const s of session.subscriptions.values()) {
+        if (!s.storeAndForward.includes(t.filter)) continue;
+        if (name !== undefined && !topicMatches(s.match, name)) continue;
+        pick ??= { qos: s.qos, subscriptionIds: [] };
+        pick.qos = Math.max(pick.qos, s.qos) as QoS;
+        if (s.subscriptionId !== undefined) pick.subscriptionIds.push(s.subscriptionId);
+      }
+      return pick;
+    };
+  }
+
+  private startCursor(session: Session, t: SfTopic): void {
+    const tracker = t.trackers.get(session.clientId);
+    if (!tracker) return;
     let mine = this.cursors.get(session);
     if (!mine) {
       mine = new Map();
       this.cursors.set(session, mine);
     }
-    mine.get(sub.filter)?.stop();
+    mine.get(t.filter)?.stop();
     const cursor = new SfCursor(
       this.ws,
       t,
       session,
-      sub,
+      this.pickFor(session, t),
       tracker,
       this.clock,
       (err) =>
@@ -482,7 +548,7 @@ export class Broker {
           );
       },
     );
-    mine.set(sub.filter, cursor);
+    mine.set(t.filter, cursor);
     cursor.wake();
   }
 
@@ -513,10 +579,15 @@ export class Broker {
   async createTopic(input: StoreAndForwardTopicInput): Promise<TopicInfo> {
     const t = await this.topics.create(input);
     this.watch(t);
-    // Sessions already subscribed to exactly this filter become its subscribers, as new ones.
+    // Sessions with a subscription overlapping its filter become its subscribers, as new ones.
     for (const session of this.sessions.values()) {
-      const sub = session.subscriptions.get(t.filter);
-      if (sub) this.subscribe(session, { ...sub, retainHandling: 2 });
+      let overlaps = false;
+      for (const sub of session.subscriptions.values()) {
+        if (sub.shareGroup !== undefined || !filtersOverlap(sub.match, t.filter)) continue;
+        sub.storeAndForward = [...sub.storeAndForward, t.filter];
+        overlaps = true;
+      }
+      if (overlaps) this.track(session, t);
     }
     return this.topicInfo(t);
   }
@@ -529,8 +600,9 @@ export class Broker {
       mine.delete(t.filter);
     }
     for (const session of this.sessions.values()) {
-      const sub = session.subscriptions.get(t.filter);
-      if (sub) sub.storeAndForward = false;
+      for (const sub of session.subscriptions.values())
+        if (sub.storeAndForward.includes(t.filter))
+          sub.storeAndForward = sub.storeAndForward.filter((f) => f !== t.filter);
     }
     t.onMessages = undefined;
     await this.topics.remove(t);

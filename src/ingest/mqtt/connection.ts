@@ -549,7 +549,7 @@ export class Connection implements ClientConnection, Link {
         retainAsPublished: s.rap ?? false,
         retainHandling: s.rh ?? 0,
         subscriptionId,
-        storeAndForward: false,
+        storeAndForward: [],
       });
     }
     this.answers.now(() => {

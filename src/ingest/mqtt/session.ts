@@ -19,8 +19,12 @@ export interface Subscription {
   retainAsPublished: boolean;
   retainHandling: number;
   subscriptionId: number | undefined;
-  /** Delivered from a store-and-forward topic's stream, not by live routing. */
-  storeAndForward: boolean;
+  /**
+   * Filters of the store-and-forward topics this subscription overlaps (set by the broker; `[]`
+   * for a shared one): the client is tracked on each, and messages stored in them come to it
+   * from their streams, not by live routing.
+   */
+  storeAndForward: readonly string[];
 }
 
 /** The connected client as a session sees it. */

@@ -5,6 +5,11 @@
  * then live as messages arrive. The subscriber's position advances only over acknowledged
  * messages (PUBACK, PUBCOMP; QoS 0 once written), so a reconnect or a broker restart resumes
  * after the last acknowledged one.
+ *
+ * A subscriber is tracked through every one of its (non-shared) subscriptions whose filter
+ * overlaps the topic's: `pick` says, per stored message, whether any of them matches its topic
+ * and at which QoS and subscription identifiers. Messages none matches are not for this client:
+ * the position passes them without sending (and without spending the rate).
  */
 import type { QoS } from 'mqtt-packet';
 import type { Clock, TimerHandle } from '../../delivery/clock.js';
@@ -12,7 +17,7 @@ import type { StoredMessage } from '../../store/message.js';
 import { mqttHeaderProblem } from '../../store/mqtt-headers.js';
 import type { Waystation } from '../../waystation.js';
 import { type BrokerMessage, Header, propertiesFromHeaders } from './message.js';
-import type { Session, Subscription } from './session.js';
+import type { Session } from './session.js';
 import { hasWildcard, topicMatches } from './topic.js';
 
 /** A subscriber's saved position in a topic's stream. */
@@ -22,7 +27,22 @@ export interface Tracker {
   qos: QoS;
   /** Messages retention removed before this subscriber got them. */
   missed: number;
+  /**
+   * The client's filters tracked on this topic (overlapping its filter) with their QoS, restored
+   * as its subscriptions after a restart. Absent in files of versions before wildcard tracking:
+   * the topic's own filter at `qos`. `qos` stays the highest of them, for those versions.
+   */
+  filters?: Record<string, QoS>;
 }
+
+/** How a stored message goes to this subscriber; undefined: none of its subscriptions matches. */
+export interface Pick {
+  qos: QoS;
+  subscriptionIds: number[];
+}
+
+/** `name`: the topic the message was published to, undefined when it has none (every tracked subscription gets it). */
+export type PickFn = (name: string | undefined) => Pick | undefined;
 
 export interface CursorTopic {
   readonly filter: string;
@@ -50,7 +70,7 @@ export class SfCursor {
     private readonly ws: Waystation,
     private readonly topic: CursorTopic,
     private readonly session: Session,
-    private readonly subscription: Subscription,
+    private readonly pick: PickFn,
     readonly tracker: Tracker,
     private readonly clock: Clock,
     private readonly onError: (err: unknown) => void,
@@ -120,6 +140,11 @@ export class SfCursor {
       for (const m of messages) {
         if (this.stopped || !this.session.canSend()) return;
         if (m.seq < this.nextSeq) continue;
+        const how = this.pick(publishedName(this.topic.filter, m.headers[Header.topic]));
+        if (!how) {
+          this.pass(m.seq);
+          continue;
+        }
         const limit = Math.min(this.maxPayloadBytes, this.session.link!.maxPacketSize);
         // Larger than a packet may be (e.g. published over HTTP): skipped, not read into memory.
         // Headers it cannot be sent with (written by an older version, or by the store directly):
@@ -134,23 +159,27 @@ export class SfCursor {
         }
         const message = await this.toBrokerMessage(m);
         if (this.stopped || !this.session.canSend()) return;
-        const qos = Math.min(this.subscription.qos, Number(m.headers[Header.qos] ?? 1)) as QoS;
+        const qos = Math.min(how.qos, Number(m.headers[Header.qos] ?? 1)) as QoS;
         const seq = m.seq;
         if (seq <= this.horizon) this.tokens -= 1;
         this.nextSeq = seq + 1;
         const entry = { seq, acked: false };
         this.outstanding.push(entry);
-        const ids = this.subscription.subscriptionId === undefined ? [] : [this.subscription.subscriptionId];
-        this.session.send(message, qos, ids, false, () => this.acked(entry), false);
+        this.session.send(message, qos, how.subscriptionIds, false, () => this.acked(entry), false);
       }
     }
   }
 
   private skip(m: StoredMessage, reason: SkipReason, why: string): void {
-    this.nextSeq = m.seq + 1;
-    const entry = { seq: m.seq, acked: false };
-    this.outstanding.push(entry);
     this.onSkipped(reason, m, why);
+    this.pass(m.seq);
+  }
+
+  /** The position passes this message (in order behind those still in flight), nothing sent. */
+  private pass(seq: number): void {
+    this.nextSeq = seq + 1;
+    const entry = { seq, acked: false };
+    this.outstanding.push(entry);
     this.acked(entry);
   }
 
@@ -207,13 +236,21 @@ function headerSkip(m: StoredMessage): { reason: 'unsendable'; why: string } | u
   return found && { reason: 'unsendable', why: `header ${found.header}: ${found.problem}` };
 }
 
+/** The `mqtt-topic` header when it is a topic name the topic's filter matches, else undefined. */
+export function publishedName(filter: string, published: string | undefined): string | undefined {
+  return published !== undefined && !hasWildcard(published) && topicMatches(filter, published)
+    ? published
+    : undefined;
+}
+
 /**
  * The topic a stored message is delivered on: the one it was published to; for messages from
  * other producers (HTTP) the `mqtt-topic` header if it matches the filter, else the filter
  * itself, or its levels before the first wildcard.
  */
 export function deliveryTopic(filter: string, published: string | undefined): string {
-  if (published !== undefined && !hasWildcard(published) && topicMatches(filter, published)) return published;
+  const name = publishedName(filter, published);
+  if (name !== undefined) return name;
   if (!hasWildcard(filter)) return filter;
   const literal: string[] = [];
   for (const level of filter.split('/')) {

@@ -5,7 +5,11 @@
  * the position after which delivery resumes. Owns `<dataDir>/mqtt/`:
  *
  *   topics.json                    topics created at runtime
- *   subscribers/<stream>.json      each topic's subscriber positions
+ *   subscribers/<stream>.json      each topic's subscriber positions: { <clientId>: Tracker }
+ *
+ * A Tracker is `{ lastAcked, qos, missed, filters? }` (see sf-cursor.ts). Fields are only ever
+ * added, as optional ones: files written by earlier versions stay readable (no `filters`: the
+ * client was tracked through the topic's own filter), and earlier versions read ours.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -26,7 +30,7 @@ import { STREAM_NAME } from '../../store/message.js';
 import type { Waystation } from '../../waystation.js';
 import type { CursorTopic, Tracker } from './sf-cursor.js';
 import { StateFile } from './state-file.js';
-import { topicFilterProblem, topicMatches } from './topic.js';
+import { filtersOverlap, topicFilterProblem, topicMatches } from './topic.js';
 
 const UNIT_MS = {
   minute: 60_000,
@@ -166,6 +170,13 @@ export class StoreAndForwardTopics {
     return t;
   }
 
+  /** Topics whose filter overlaps a subscription's filter (some topic name matches both). */
+  overlapping(filter: string): SfTopic[] {
+    const out: SfTopic[] = [];
+    for (const t of this.topics.values()) if (filtersOverlap(t.filter, filter)) out.push(t);
+    return out;
+  }
+
   /** Topics whose filter matches a published topic name. */
   matching(topic: string): SfTopic[] {
     const out: SfTopic[] = [];
@@ -291,7 +302,12 @@ export class StoreAndForwardTopics {
     const t = new SfTopic(c, source, this.dir, this.onError);
     const saved = (await StateFile.read(t.file.path)) as Record<string, Tracker> | undefined;
     for (const [clientId, tr] of Object.entries(saved ?? {})) {
-      t.trackers.set(clientId, { lastAcked: tr.lastAcked, qos: tr.qos as QoS, missed: tr.missed ?? 0 });
+      t.trackers.set(clientId, {
+        lastAcked: tr.lastAcked,
+        qos: tr.qos as QoS,
+        missed: tr.missed ?? 0,
+        filters: tr.filters ? { ...tr.filters } : { [c.topic]: tr.qos as QoS },
+      });
     }
     t.retentionFloor = this.ws.streamBounds(c.stream).firstSeq;
     this.ws.holdHistory(c.stream, () => t.retentionFloor);
