@@ -111,6 +111,19 @@ export class ByteGate {
     return true;
   }
 
+  /**
+   * The route picked nothing to send (its backlog emptied, a batch waits to fill up): bytes
+   * reserved for it go back to the budgets for others, and a throttled stretch ends.
+   */
+  release(): void {
+    if (this.pending) return;
+    this.giveBack();
+    if (this.throttledSince !== undefined) {
+      this.options.onThrottled(this.options.clock.now() - this.throttledSince);
+      this.throttledSince = undefined;
+    }
+  }
+
   /** Returns reserved bytes no batch took (a smaller batch, a lane off the path, closing). */
   private giveBack(): void {
     for (const l of this.lanes()) {

@@ -415,6 +415,8 @@ export class RouteRunner {
       // Waiting for byte budgets: nothing goes until they grant (then the gate pumps again).
       if (this.gate?.waiting) return undefined;
     }
+    // Nothing to send: what the budgets reserved for this route goes back to the others.
+    this.gate?.release();
     return undefined;
   }
 

@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/admin/metrics.js';
+import { parseConfig } from '../../src/config/resolve.js';
+import { ConfigError } from '../../src/errors.js';
 import type { WaystationConfigInput } from '../../src/index.js';
 import { openSim, runnerOf, type Sim } from '../support/sim.js';
 
@@ -150,6 +153,11 @@ describe('byte rates through Waystation (fake clock)', () => {
     expect(runner.activity()).toMatchObject({ attemptAgesMs: [], timerArmed: true });
     const snap = await sim.ws.route('r').snapshot();
     expect(snap.throttledMs).toBeGreaterThan(0);
+    const metrics = createMetrics(() => sim.ws);
+    await metrics.refresh();
+    expect(await metrics.registry.metrics()).toMatch(
+      /waystation_route_throttled_seconds_total\{route="r"\} (0\.[1-9]|[1-9])/,
+    );
     // No fake time passes: the wait must not hold up shutdown.
     let closed = false;
     const closing = sim.ws.close().then(() => (closed = true));
@@ -165,5 +173,56 @@ describe('byte rates through Waystation (fake clock)', () => {
     const runner = runnerOf(sim.ws, 'r') as unknown as { gate: unknown };
     expect(runner.gate).toBeUndefined();
     await sim.close();
+  });
+});
+
+describe('byte-rate configuration', () => {
+  it('resolves the limits on each route path, priority 4 by default', () => {
+    const { routes } = parseConfig({
+      delivery: { maxBytesPerSecond: '1MiB' },
+      targets: {
+        t: { type: 'http', url: 'http://127.0.0.1:1/', maxBytesPerSecond: '200KiB' },
+        u: { type: 'null' },
+      },
+      routes: {
+        alarms: { streams: ['a'], target: 't', priority: 0, replay: { bytesPerSecond: '64KiB' } },
+        telemetry: { streams: ['b'], target: 'u' },
+      },
+    });
+    expect(routes.find((r) => r.name === 'alarms')).toMatchObject({
+      priority: 0,
+      replayBytesPerSecond: 64 * 1024,
+      replayRatePerSecond: 0,
+      targetMaxBytesPerSecond: 200 * 1024,
+      gatewayMaxBytesPerSecond: 1024 * 1024,
+    });
+    expect(routes.find((r) => r.name === 'telemetry')).toMatchObject({
+      priority: 4,
+      replayBytesPerSecond: 0,
+      targetMaxBytesPerSecond: undefined,
+      gatewayMaxBytesPerSecond: 1024 * 1024,
+    });
+  });
+
+  it('refuses a priority outside 0-9 and a zero byte limit, naming the path', () => {
+    const issues = (config: unknown) => {
+      try {
+        parseConfig(config);
+      } catch (err) {
+        if (err instanceof ConfigError) return err.issues.map((i) => i.path);
+        throw err;
+      }
+      return [];
+    };
+    expect(
+      issues({
+        targets: { t: { type: 'null' } },
+        routes: { r: { streams: ['s'], target: 't', priority: 10 } },
+      }),
+    ).toEqual(['routes.r.priority']);
+    expect(issues({ targets: { t: { type: 'null', maxBytesPerSecond: 0 } } })).toEqual([
+      'targets.t.maxBytesPerSecond',
+    ]);
+    expect(issues({ delivery: { maxBytesPerSecond: 'fast' } })).toEqual(['delivery.maxBytesPerSecond']);
   });
 });
