@@ -9,7 +9,8 @@
  *   cleared when it closes, and every stream is ended when the gateway closes.
  * - The view is what the token reaches (SPEC §8): routes whose streams are all within its globs,
  *   streams within them, and totals over those.
- * - The gateway's part of the view is computed at most once per `intervalMs / 2` for all streams.
+ * - The gateway's part of the view is computed at most once per `intervalMs / 2` for all streams;
+ *   `/ui/snapshot` reads it afresh.
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -77,7 +78,7 @@ class ViewSource {
     return this.cached;
   }
 
-  private async gather(at: number): Promise<Gathered> {
+  async gather(at: number): Promise<Gathered> {
     const routes = await this.ws.routes();
     return {
       at,
@@ -134,9 +135,10 @@ export async function uiEventsRoutes(app: FastifyInstance, opts: UiEventsRoutesO
     done();
   });
 
+  // Read fresh, not from the streams' shared view: the page asks right after an action.
   app.get('/ui/snapshot', { schema: { hide: true } }, async (req) => {
     const principal = opts.access(req, 'read');
-    return viewFor(await source.get(), principal);
+    return viewFor(await source.gather(Date.now()), principal);
   });
 
   app.get('/ui/events', { schema: { hide: true } }, async (req, reply) => {

@@ -200,4 +200,6 @@ function App() {
   return html`<${Dashboard} session=${session} onSignOut=${signedOut} />`;
 }
 
-render(html`<${App} />`, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+root.replaceChildren();
+render(html`<${App} />`, root);

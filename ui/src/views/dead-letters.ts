@@ -77,9 +77,9 @@ export function DeadLetters({ view, canAct, act, route }: ViewProps & { route: s
           <td>${d.reason}</td><td class="num">${d.attempts}</td><td class="error-text">${d.lastError}</td><td>${clock(d.at)}</td>
           ${
             canAct
-              ? html`<td class="actions">
+              ? html`<td><div class="actions">
             <button type="button" onClick=${() => run('resubmit', [d.id])}>Resubmit</button>
-            <button type="button" class="danger" onClick=${() => run('delete', [d.id])}>Delete</button></td>`
+            <button type="button" class="danger" onClick=${() => run('delete', [d.id])}>Delete</button></div></td>`
               : null
           }
         </tr>`,

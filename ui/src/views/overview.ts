@@ -12,6 +12,8 @@ const STATES = ['forwarding', 'storing', 'draining', 'held'] as const;
 
 export function Overview({ view, rates, alerts }: ViewProps & { rates: Rates | undefined; alerts: Alert[] }) {
   const t = view.totals;
+  // A total limit only means something when every route has one.
+  const allLimited = view.routes.length > 0 && view.routes.every((r) => r.limitBytes !== undefined);
   const byState = Object.fromEntries(STATES.map((s) => [s, view.routes.filter((r) => r.state === s).length]));
   return html`<section aria-labelledby="overview-h">
     <h2 id="overview-h">Overview</h2>
@@ -23,7 +25,7 @@ export function Overview({ view, rates, alerts }: ViewProps & { rates: Rates | u
     <dl class="cards">
       <div><dt>In queue</dt><dd>${count(t.inQueue)}</dd></div>
       <div><dt>In flight</dt><dd>${count(t.inFlight)}</dd></div>
-      <div><dt>Used</dt><dd>${bytes(t.usedBytes)}${t.limitBytes > 0 ? html` <small>of ${bytes(t.limitBytes)}</small>` : null}</dd></div>
+      <div><dt>Used</dt><dd>${bytes(t.usedBytes)}${allLimited ? html` <small>of ${bytes(t.limitBytes)}</small>` : null}</dd></div>
       <div><dt>Dead letters</dt><dd>${count(t.deadLetters)}</dd></div>
       <div><dt>In / s</dt><dd>${rates ? rate(rates.inPerSecond) : '—'}</dd></div>
       <div><dt>Out / s</dt><dd>${rates ? rate(rates.outPerSecond) : '—'}</dd></div>

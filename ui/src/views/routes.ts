@@ -115,12 +115,11 @@ export function Routes({ view, canAct, act }: ViewProps) {
             <button type="button" class="sort" onClick=${() => setSort({ key: c.key, dir: sort.key === c.key ? (-sort.dir as 1 | -1) : 1 })}>
               ${c.label}</button></th>`,
         )}
-        <th>Dead letters</th>
         ${canAct ? html`<th>Actions</th>` : null}
       </tr></thead>
       <tbody>${rows.map(
         (r) => html`<tr key=${r.name} data-route=${r.name}>
-          <td><strong>${r.name}</strong></td>
+          <td><strong>${r.name}</strong><br /><a class="small" href=${`#/dead-letters/${enc(r.name)}`}>dead letters: ${count(r.deadLetters)}</a></td>
           <td>${r.target}</td>
           <td>${r.streams.join(', ')}</td>
           <td><span class=${`state state-${r.state}`}>${r.state}</span>${cause(r) ? html`<small class="cause"> (${cause(r)})</small>` : null}</td>
@@ -133,15 +132,14 @@ export function Routes({ view, canAct, act }: ViewProps) {
           <td class="num">${count(r.deadLettered)}</td>
           <td class="num"><${Used} r=${r} /></td>
           <td class="error-text">${r.lastError ?? ''}</td>
-          <td><a href=${`#/dead-letters/${enc(r.name)}`}>${count(r.deadLetters)}</a></td>
           ${
             canAct
-              ? html`<td class="actions">
+              ? html`<td><div class="actions">
               <button type="button" onClick=${() => act('POST', `${base(r)}/store`, undefined, () => `Route ${r.name} is held: nothing is sent until Forward.`)}>Store</button>
               <button type="button" onClick=${() => act('POST', `${base(r)}/forward`, undefined, (a: UiRoute) => `Route ${r.name} forwards again (now ${a.state}).`)}>Forward</button>
               <button type="button" class="danger" onClick=${() => setPurging(r.name)}>Purge</button>
               <button type="button" onClick=${() => act('POST', `${base(r)}/reset-counters`, undefined, () => `Counters of route ${r.name} reset.`)}>Reset counters</button>
-            </td>`
+            </div></td>`
               : null
           }
         </tr>`,
