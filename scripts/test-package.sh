@@ -20,6 +20,7 @@ tarball="$(npm pack --silent --pack-destination "$tmp" | tail -1)"
 [ -f "$tmp/$tarball" ] || fail "npm pack produced no tarball"
 contents="$(tar -tzf "$tmp/$tarball")"
 grep -qx 'package/dist/cli/main.js' <<<"$contents" || fail "the package has no dist/cli/main.js (was it built on pack?)"
+grep -qx 'package/dist/ui/index.html' <<<"$contents" || fail "the package has no dist/ui/index.html (the dashboard; scripts/build-ui.mjs)"
 
 npm install --global --prefix "$tmp/prefix" --no-audit --no-fund --loglevel=error "$tmp/$tarball" >/dev/null
 bin="$tmp/prefix/bin/waystation"
@@ -47,6 +48,11 @@ answer="$(curl -s -w ' %{http_code}' -X POST --data 'hello' "$url/v1/streams/ord
 [ "${answer##* }" = "202" ] || fail "publish answered ${answer}, not 202"
 id="$(node -p "JSON.parse(process.argv[1]).id" "${answer% *}")"
 curl -s "$url/v1/messages/$id?wait=delivered&timeout=10s" | grep -q '"settled":true' || fail "message $id was not delivered"
+# The dashboard, from the installed package: the page and the script it names, 200 each.
+[ "$(curl -s -o "$tmp/ui.html" -w '%{http_code}' "$url/ui")" = "200" ] || fail "GET /ui did not answer 200"
+asset="$(grep -o '/ui/assets/app-[A-Za-z0-9]*\.js' "$tmp/ui.html" | head -1)"
+[ -n "$asset" ] || fail "the /ui page names no script"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$url$asset")" = "200" ] || fail "GET $asset did not answer 200"
 kill -TERM "$gateway_pid"
 wait "$gateway_pid" || fail "the gateway did not exit 0 on SIGTERM"
 gateway_pid=""
