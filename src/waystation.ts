@@ -260,7 +260,7 @@ export class Waystation {
       logger.warn({ path: w.path }, `config warning: ${w.path}: ${w.message}`);
     const dataDir = resolve(baseDir, c.dataDir);
     const cluster = c.cluster
-      ? await openCluster(c.cluster, c, resolved, dataDir, logger, options)
+      ? await openCluster(c.cluster, c, resolved, dataDir, baseDir, logger, options)
       : undefined;
     const store: MessageStore =
       cluster?.backend.store ??
@@ -533,6 +533,7 @@ async function openCluster(
   c: WaystationConfig,
   resolved: ResolvedConfig,
   dataDir: string,
+  baseDir: string,
   logger: Logger,
   options: WaystationOptions,
 ): Promise<OpenCluster> {
@@ -541,7 +542,14 @@ async function openCluster(
     const backend = await openClusterBackend({
       nodeId: cluster.nodeId,
       prefix: cluster.prefix,
-      nats: cluster.nats,
+      nats: {
+        ...cluster.nats,
+        tls: cluster.nats.tls && {
+          ca: cluster.nats.tls.ca && resolve(baseDir, cluster.nats.tls.ca),
+          cert: cluster.nats.tls.cert && resolve(baseDir, cluster.nats.tls.cert),
+          key: cluster.nats.tls.key && resolve(baseDir, cluster.nats.tls.key),
+        },
+      },
       leaseTtlMs: cluster.leaseTtl,
       publishTimeoutMs: cluster.publishTimeout,
       dedupWindowMs: c.storage.dedupWindow,

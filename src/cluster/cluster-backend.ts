@@ -4,7 +4,7 @@
  * membership (heartbeats, route leases, route actions).
  */
 import { hostname } from 'node:os';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type TlsOptions } from '@nats-io/transport-node';
 import type { ClusterServerTooOldError } from '../errors.js';
 import { ClusterUnavailableError } from '../errors.js';
 import { ClusterNode } from './cluster-node.js';
@@ -21,6 +21,8 @@ export interface ClusterBackendOptions {
     user?: string | undefined;
     pass?: string | undefined;
     token?: string | undefined;
+    /** PEM file paths, already resolved. */
+    tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
   };
   leaseTtlMs: number;
   publishTimeoutMs: number;
@@ -46,6 +48,15 @@ export interface ClusterBackend {
   close(): Promise<void>;
 }
 
+function tlsOptions(tls: ClusterBackendOptions['nats']['tls']): TlsOptions | undefined {
+  if (!tls) return undefined;
+  return {
+    ...(tls.ca === undefined ? {} : { caFile: tls.ca }),
+    ...(tls.cert === undefined ? {} : { certFile: tls.cert }),
+    ...(tls.key === undefined ? {} : { keyFile: tls.key }),
+  };
+}
+
 export async function openClusterBackend(options: ClusterBackendOptions): Promise<ClusterBackend> {
   const nodeId = options.nodeId ?? hostname();
   let nc: NatsConnection;
@@ -55,6 +66,7 @@ export async function openClusterBackend(options: ClusterBackendOptions): Promis
       user: options.nats.user,
       pass: options.nats.pass,
       token: options.nats.token,
+      tls: tlsOptions(options.nats.tls),
       name: `waystation ${nodeId}`,
       ignoreClusterUpdates: options.nats.discoverServers === false,
       maxReconnectAttempts: -1,

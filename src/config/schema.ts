@@ -442,6 +442,10 @@ const cluster = z.strictObject({
     user: z.string().optional(),
     pass: z.string().optional(),
     token: z.string().optional(),
+    /** TLS to the NATS servers: PEM files (relative to the configuration file); `cert` and `key` for mutual TLS. */
+    tls: z
+      .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
+      .optional(),
   }),
   /** A route's owner must renew its lease within this. */
   leaseTtl: duration.default(10_000),

@@ -39,6 +39,8 @@ export interface NatsClusterOptions {
   binary?: string;
   /** How long to wait for the servers and a JetStream meta leader. Default 20 000 ms. */
   readyTimeoutMs?: number;
+  /** Clients must connect with TLS, the servers presenting this certificate (PEM paths). */
+  tls?: { cert: string; key: string };
 }
 
 /** `nats-server: v2.15.1` → `[2, 15, 1]`. */
@@ -160,7 +162,7 @@ export class NatsCluster {
     const routes = nodes.map((n) => `nats-route://127.0.0.1:${n.clusterPort}`);
     for (const n of nodes) {
       await mkdir(n.storeDir, { recursive: true });
-      await writeFile(n.configFile, NatsCluster.config(n, routes));
+      await writeFile(n.configFile, NatsCluster.config(n, routes, options.tls));
     }
     const cluster = new NatsCluster(path, version, root, nodes, options.readyTimeoutMs ?? 20_000);
     try {
@@ -173,10 +175,13 @@ export class NatsCluster {
     return cluster;
   }
 
-  private static config(n: NatsServerNode, routes: string[]): string {
+  private static config(n: NatsServerNode, routes: string[], tls?: { cert: string; key: string }): string {
     return [
       `server_name: ${n.name}`,
       `listen: 127.0.0.1:${n.clientPort}`,
+      ...(tls
+        ? ['tls {', `  cert_file: ${JSON.stringify(tls.cert)}`, `  key_file: ${JSON.stringify(tls.key)}`, '}']
+        : []),
       `http: 127.0.0.1:${n.httpPort}`,
       'jetstream {',
       `  store_dir: ${JSON.stringify(n.storeDir)}`,
