@@ -1,5 +1,8 @@
+import type { AddressInfo } from 'node:net';
+import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { UiSnapshot as ServerSnapshot } from '../../src/admin/ui-events.js';
+import { uiEventsRoutes } from '../../src/admin/ui-events.js';
 import {
   CSRF_HEADER,
   SESSION_COOKIE,
@@ -243,6 +246,30 @@ describe('the live view', () => {
     }
     expect(status).toBe(200);
     for (const o of open) o.ac.abort();
+  });
+
+  it('sends a heartbeat comment between snapshots', async () => {
+    ({ gw } = await startGateway({ ...config, auth: { tokens: [] } }));
+    const app = Fastify();
+    await app.register(uiEventsRoutes, {
+      ws: gw.ws,
+      access: () => OPEN_ACCESS,
+      intervalMs: 60_000,
+      heartbeatMs: 20,
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const ac = new AbortController();
+    try {
+      const address = app.server.address() as AddressInfo;
+      const res = await fetch(`http://127.0.0.1:${address.port}/ui/events`, { signal: ac.signal });
+      const reader = res.body!.getReader();
+      let text = '';
+      while (!text.includes(': heartbeat\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+      expect(text.match(/event: snapshot/g)).toHaveLength(1);
+    } finally {
+      ac.abort();
+      await app.close();
+    }
   });
 
   it('ends every stream when the gateway closes', async () => {
