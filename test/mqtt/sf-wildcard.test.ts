@@ -255,4 +255,33 @@ describe('mqtt store-and-forward: subscriptions that overlap the topic (issue 13
       await gw2.close();
     }
   });
+
+  it('new wildcard subscribers start per newSubscriberDeliveryMode, counted in the stream', async () => {
+    const { gw } = await startGateway({
+      mqtt: {
+        allowAnonymous: true,
+        storeAndForwardTopics: [
+          telemetry({ newSubscriberDeliveryMode: 'StoredMessages', newSubscriberMaxStoredMessages: 5 }),
+        ],
+      },
+    });
+    try {
+      const url = mqttUrl(gw);
+      const pub = await connectClient(url);
+      for (let i = 0; i < 12; i++)
+        await pub.publishAsync(`plant/${'ab'[i % 2]}/telemetry`, String(i), { qos: 1 });
+      const wide = await connectClient(url, { clientId: 'wide' });
+      const wideGot = collect(wide);
+      await wide.subscribeAsync('#', { qos: 1 });
+      const narrow = await connectClient(url, { clientId: 'narrow' });
+      const narrowGot = collect(narrow);
+      await narrow.subscribeAsync('plant/a/telemetry', { qos: 1 });
+      await until(() => wideGot.length >= 5 && narrowGot.length >= 2, 5000, 'the last 5 stored');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(payloads(wideGot)).toEqual(['7', '8', '9', '10', '11']);
+      expect(payloads(narrowGot)).toEqual(['8', '10']);
+    } finally {
+      await gw.close();
+    }
+  });
 });
