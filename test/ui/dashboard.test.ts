@@ -207,6 +207,11 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium', () => {
     for (let i = 0; i < 3; i++) await gw.ws.publish('orders', `poison ${i}`);
     await expect.poll(() => gw.ws.route(ROUTE).deadLetters.list().length).toBe(3);
     target.behaviour = 'up';
+    await page
+      .getByRole('alert')
+      .filter({ hasText: 'Dead letters grew from 0 to 3' })
+      .waitFor({ timeout: 3000 });
+    await page.screenshot({ path: join(SHOTS, 'overview-alert.png'), fullPage: true });
     await page.goto(`${gw.url}/ui#/dead-letters/${ROUTE}`);
     const letters = page.locator('table.dead-letters tbody tr');
     await expect.poll(() => letters.count()).toBe(3);
@@ -225,6 +230,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium', () => {
 
     await page.goto(`${gw.url}/ui#/streams`);
     await page.getByRole('cell', { name: 'orders', exact: true }).waitFor();
+    await page.screenshot({ path: join(SHOTS, 'streams.png') });
     expect(w.errors).toEqual([]);
     expect(w.offLoopback).toEqual([]);
     await w.context.close();
