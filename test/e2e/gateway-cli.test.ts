@@ -106,7 +106,7 @@ describe('waystation CLI', () => {
     proc.kill('SIGTERM');
     expect(await exitOf(proc)).toBe(0);
     await receiver.stop();
-  }, 60_000);
+  }, 120_000);
 
   it('enforces tokens: 401 without, 403 without the scope or stream, accepted with the right one', async () => {
     const config = await writeConfig({
