@@ -46,6 +46,8 @@ export const ErrorCodes = {
   HttpMethodNotAllowed: 'WS_ERR_HTTP_METHOD_NOT_ALLOWED',
   HttpUnsupportedMediaType: 'WS_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
   HttpExpectationFailed: 'WS_ERR_HTTP_EXPECTATION_FAILED',
+  HttpCrossOrigin: 'WS_ERR_HTTP_CROSS_ORIGIN',
+  UiTooManyStreams: 'WS_ERR_UI_TOO_MANY_STREAMS',
   HttpEncodingUnsupported: 'WS_ERR_HTTP_ENCODING_UNSUPPORTED',
   HttpEncodingInvalid: 'WS_ERR_HTTP_ENCODING_INVALID',
   ClusterServerTooOld: 'WS_ERR_CLUSTER_SERVER_TOO_OLD',
@@ -489,6 +491,21 @@ export class NotClusteredError extends WaystationError {
       ErrorCodes.ClusterNotEnabled,
       'This gateway runs on one node (no `cluster` section in its configuration); there is no cluster to show. See docs/cluster.md.',
       { httpStatus: 404 },
+    );
+  }
+}
+
+/**
+ * Without tokens (loopback only), a browser page from another origin could still make a browser
+ * on this host POST to the API: a mutation whose Origin names another host is refused.
+ */
+export class CrossOriginError extends WaystationError {
+  constructor(origin: string, host: string | undefined) {
+    super(
+      ErrorCodes.HttpCrossOrigin,
+      `A request changing state came from a web page at ${origin}, not from ${host ?? 'this gateway'}; it was refused and nothing changed. ` +
+        "Without auth.tokens the API accepts changes only from clients that send no Origin (curl, the CLI, services) or from the gateway's own pages. Configure auth.tokens to use it from other origins.",
+      { httpStatus: 403 },
     );
   }
 }

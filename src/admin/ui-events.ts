@@ -144,9 +144,8 @@ export async function uiEventsRoutes(app: FastifyInstance, opts: UiEventsRoutesO
   app.get('/ui/events', { schema: { hide: true } }, async (req, reply) => {
     const principal = opts.access(req, 'read');
     if (open.size >= maxConnections)
-      // No code of its own yet (errors.ts): WS_ERR_INTERNAL with 503 and what to do.
       throw new WaystationError(
-        ErrorCodes.Internal,
+        ErrorCodes.UiTooManyStreams,
         `The dashboard has ${maxConnections} live views open, its limit; close a tab or poll GET /ui/snapshot.`,
         { httpStatus: 503 },
       );

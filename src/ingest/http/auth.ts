@@ -8,7 +8,7 @@
  * (Passwords, which people choose, keep scrypt: see secret-hash.ts.)
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { ErrorCodes, WaystationError } from '../../errors.js';
+import { CrossOriginError, ErrorCodes, WaystationError } from '../../errors.js';
 
 export type Scope = 'publish' | 'read' | 'admin';
 
@@ -144,6 +144,7 @@ export type SessionAuthenticator = (req: AccessRequest) => Principal | undefined
 export function createAccessCheck(auth: TokenAuth, session?: SessionAuthenticator): AccessCheck {
   const principals = new WeakMap<object, Principal>();
   return (req, scope) => {
+    if (!auth.enabled) refuseCrossOrigin(req);
     let principal = principals.get(req);
     if (!principal) {
       const fromSession =
@@ -154,6 +155,28 @@ export function createAccessCheck(auth: TokenAuth, session?: SessionAuthenticato
     TokenAuth.requireScope(principal, scope);
     return principal;
   };
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Without tokens the API trusts every local client, so a web page open in a browser on this host
+ * must not be able to use it: browsers send Origin with cross-origin POSTs and DELETEs, clients
+ * like curl and the CLI send none. A state-changing request whose Origin is not this host
+ * (`null` included: sandboxed pages) is refused with 403.
+ */
+function refuseCrossOrigin(req: AccessRequest): void {
+  if (req.method === undefined || SAFE_METHODS.has(req.method)) return;
+  const origin = req.headers.origin;
+  if (typeof origin !== 'string') return;
+  const host = typeof req.headers.host === 'string' ? req.headers.host : undefined;
+  let originHost: string | undefined;
+  try {
+    originHost = new URL(origin).host;
+  } catch {
+    originHost = undefined;
+  }
+  if (originHost === undefined || originHost !== host) throw new CrossOriginError(origin, host);
 }
 
 /** Whether a route is within reach: every stream it reads must be. */
