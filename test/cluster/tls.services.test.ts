@@ -3,14 +3,13 @@
  * its certificate publishes and delivers; one that does not trust it fails to start with 503
  * WS_ERR_CLUSTER_UNAVAILABLE, naming NATS. Runs under `npm run test:services`.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Waystation } from '../../src/waystation.js';
 import { NatsCluster } from '../support/nats-cluster.js';
 import { ScriptedTarget } from '../support/scripted-target.js';
+import { selfSignedCert } from '../support/tls.js';
 import { tempDir } from '../support/tmp.js';
 import { until } from '../support/wait.js';
 
@@ -22,25 +21,7 @@ describe.skipIf(!services)('cluster mode over TLS (run with npm run test:service
 
   beforeAll(async () => {
     // The NATS client checks the certificate against "localhost" for a loopback server.
-    const dir = await tempDir('ws-tls-nats-');
-    cert = { key: join(dir, 'key.pem'), cert: join(dir, 'cert.pem') };
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        cert.key,
-        '-out',
-        cert.cert,
-        '-days',
-        '1',
-      ].concat(['-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']),
-      { stdio: 'ignore' },
-    );
+    cert = await selfSignedCert(['localhost']);
     nats = await NatsCluster.start({ size: 1, tls: { cert: cert.cert, key: cert.key } });
   });
   afterAll(async () => {
