@@ -256,6 +256,17 @@ export class RouteRunner {
    * was in flight).
    */
   async abandon(): Promise<void> {
+    await this.halt(() => {
+      for (const c of this.controllers) c.abort(new Error('this node lost the route'));
+    });
+    if (this.out.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops dispatching and every timer, runs `then` (which may abort what is out), and waits for
+   * a pick, a read-ahead or a retention pass reading the store right now.
+   */
+  private async halt(then?: () => void): Promise<void> {
     this.running = false;
     this.gate?.close();
     this.prober.reset();
@@ -263,11 +274,10 @@ export class RouteRunner {
     this.batchWait.cancel();
     this.saveTimer?.cancel();
     this.saveTimer = undefined;
-    for (const c of this.controllers) c.abort(new Error('this node lost the route'));
+    then?.();
     await this.pumpDone;
     await this.reader.busy;
     await this.retention.busy;
-    if (this.out.size > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
   private mayDeliver(): boolean {
@@ -276,16 +286,8 @@ export class RouteRunner {
 
   /** Stops dispatching, aborts deliveries still out after `graceMs`, and saves progress. */
   async stop(graceMs: number): Promise<void> {
-    this.running = false;
-    this.gate?.close();
-    this.prober.reset();
-    this.wake.cancel();
-    this.batchWait.cancel();
-    this.saveTimer?.cancel();
     // A pick or a read-ahead may be reading the log right now: let it finish before the store closes.
-    await this.pumpDone;
-    await this.reader.busy;
-    await this.retention.busy;
+    await this.halt();
     if (this.out.size > 0) {
       const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       const abortAll = () => {
