@@ -108,7 +108,8 @@ export class ClusterNode {
   private assign: ((route: string, owned: boolean) => Promise<void>) | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private standbyTimer: NodeJS.Timeout | undefined;
-  private ticking = false;
+  /** The heartbeat-and-placement round under way, if any. */
+  private ticking: Promise<void> | undefined;
   private stopped = false;
   private commands: Subscription | undefined;
   private readonly startedAt = new Date().toISOString();
@@ -191,6 +192,8 @@ export class ClusterNode {
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.standbyTimer) clearInterval(this.standbyTimer);
     this.commands?.unsubscribe();
+    // A placement round may be about to start a keeper: let it end first.
+    await this.ticking;
     await Promise.allSettled([...this.slots.values()].map((s) => s.chain));
     await Promise.allSettled([...this.slots.values()].map((s) => s.keeper?.stop()));
     await this.nodes.delete(this.nodeId).catch(() => {});
@@ -198,17 +201,19 @@ export class ClusterNode {
 
   // ------------------------------------------------------------------ heartbeats and placement
 
-  private async tick(): Promise<void> {
-    if (this.ticking || this.stopped) return;
-    this.ticking = true;
-    try {
-      await this.heartbeat();
-      await this.place();
-    } catch (err) {
-      this.options.onError?.(err, 'cluster heartbeat and placement');
-    } finally {
-      this.ticking = false;
-    }
+  private tick(): Promise<void> {
+    if (this.ticking || this.stopped) return this.ticking ?? Promise.resolve();
+    this.ticking = (async () => {
+      try {
+        await this.heartbeat();
+        await this.place();
+      } catch (err) {
+        this.options.onError?.(err, 'cluster heartbeat and placement');
+      } finally {
+        this.ticking = undefined;
+      }
+    })();
+    return this.ticking;
   }
 
   private async heartbeat(): Promise<void> {
@@ -269,6 +274,7 @@ export class ClusterNode {
   }
 
   private contend(route: string, slot: Slot): void {
+    if (this.stopped) return;
     const keeper = new LeaseKeeper(this.leases, route, this.nodeId, {
       leaseTtlMs: this.ttl,
       onChange: (may) => this.onLease(route, slot, keeper, may),
