@@ -106,6 +106,9 @@ export interface OverdueAttempt {
   probe: boolean;
 }
 
+/** After a dispatch failed (e.g. reading the stream), the runner tries again after this, ms. */
+const DISPATCH_RETRY_MS = 1_000;
+
 /** An attempt older than its timeout by this much is reported as overdue, ms. */
 export const OVERDUE_GRACE_MS = 1_000;
 
@@ -355,6 +358,9 @@ export class RouteRunner {
         } while (this.pumpAgain && this.running);
       } catch (err) {
         this.deps.onError(err, `route ${this.name}: dispatch`);
+        // A read that failed (a cluster store without a stream leader for a moment, a disk
+        // error) must not leave the route waiting for the next publish: look again later.
+        this.wake.wakeIn(DISPATCH_RETRY_MS);
       } finally {
         this.pumping = false;
       }
