@@ -22,6 +22,7 @@ import {
   ErrorCodes,
   InvalidArgumentError,
   ShuttingDownError,
+  UnknownMessageError,
   WaystationError,
 } from './errors.js';
 import type { StorageFileSystem } from './log/index.js';
@@ -493,12 +494,24 @@ export class Waystation {
     id: string,
     options: { waitFor?: 'delivered'; timeout?: number | string } = {},
   ): Promise<MessageStatus> {
-    const { stream, seq } = this.store.locate(id);
+    const { stream, seq } = await this.locate(id);
     const routes =
       options.waitFor === 'delivered'
         ? await this.engine.waitUntilSettled(stream.name, seq, id, ttlMs(options.timeout ?? 30_000))
         : this.engine.receipt(stream.name, seq);
     return { id, stream: stream.name, seq, routes };
+  }
+
+  /** Where a message is; in cluster mode also one another node stored a moment ago. */
+  private async locate(id: string): Promise<{ stream: { name: string }; seq: number }> {
+    try {
+      return this.store.locate(id);
+    } catch (err) {
+      const js = this.cluster?.backend.store;
+      if (!js || !(err instanceof UnknownMessageError)) throw err;
+      await js.catchUpWith(id);
+      return this.store.locate(id);
+    }
   }
 
   /** Refuses new publishes (ShuttingDownError, 503) and ends waits for delivery; close() follows. */

@@ -440,6 +440,16 @@ export class JetStreamStore implements MessageStore {
     return used;
   }
 
+  /**
+   * Catches a stream up with the leader when `id` names one of its seqs beyond what this node has
+   * seen (another node just stored it), so `locate(id)` knows it afterwards.
+   */
+  async catchUpWith(id: string): Promise<void> {
+    const parsed = parseMessageId(id);
+    const stream = parsed && this.streamsByIncarnation.get(parsed.incarnation);
+    if (parsed && stream && parsed.seq > stream.lastSeq) await stream.refresh();
+  }
+
   /** Stream and seq of a message id, up to the last seq this node has seen. */
   locate(id: string): { stream: JetStreamMessageStream; seq: number } {
     const parsed = parseMessageId(id);
