@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Logger, pino } from 'pino';
-import { type ClusterBackend, openClusterBackend } from './cluster/cluster-backend.js';
+import type { ClusterBackend } from './cluster/cluster-backend.js';
 import type { ClusterView, RouteCommand } from './cluster/cluster-node.js';
 import { parseConfig, type ResolvedConfig } from './config/resolve.js';
 import type { ClusterConfig, WaystationConfig, WaystationConfigInput } from './config/schema.js';
@@ -552,6 +552,8 @@ async function openCluster(
 ): Promise<OpenCluster> {
   const lock = await DataDirLock.acquire(dataDir);
   try {
+    // Imported here so a single-node gateway never loads the NATS client.
+    const { openClusterBackend } = await import('./cluster/cluster-backend.js');
     const backend = await openClusterBackend({
       nodeId: cluster.nodeId,
       prefix: cluster.prefix,

@@ -1,20 +1,17 @@
 /**
- * Builds target instances from configuration. Each type lives in its own module.
+ * Builds target instances from configuration. Each type lives in its own module; those that need a
+ * client library (MQTT, AMQP, NATS, PostgreSQL, Redis) are imported when a target of that type is
+ * configured, so a gateway that uses none of them does not hold their code in memory.
  */
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { TargetConfig } from '../config/schema.js';
 import type { Target } from '../delivery/target.js';
-import { AmqpTarget } from './amqp-target.js';
 import { FileTarget } from './file-target.js';
 import { HttpTarget } from './http-target.js';
 import { LogTarget } from './log-target.js';
 import { loadModuleTarget } from './module-target.js';
-import { MqttTarget } from './mqtt-target.js';
-import { NatsTarget } from './nats-target.js';
 import { NullTarget } from './null-target.js';
-import { PostgresTarget } from './postgres-target.js';
-import { RedisTarget } from './redis-target.js';
 import { WaystationTarget } from './waystation-target.js';
 
 export interface TargetContext {
@@ -45,15 +42,15 @@ export async function createTarget(name: string, config: TargetConfig, ctx: Targ
     case 'null':
       return new NullTarget();
     case 'mqtt':
-      return new MqttTarget({ ...config, timeoutMs: config.timeout });
+      return new (await import('./mqtt-target.js')).MqttTarget({ ...config, timeoutMs: config.timeout });
     case 'amqp':
-      return new AmqpTarget({ ...config, timeoutMs: config.timeout });
+      return new (await import('./amqp-target.js')).AmqpTarget({ ...config, timeoutMs: config.timeout });
     case 'nats':
-      return new NatsTarget({ ...config, timeoutMs: config.timeout });
+      return new (await import('./nats-target.js')).NatsTarget({ ...config, timeoutMs: config.timeout });
     case 'postgres':
-      return new PostgresTarget({ ...config, timeoutMs: config.timeout });
+      return new (await import('./postgres-target.js')).PostgresTarget({ ...config, timeoutMs: config.timeout });
     case 'redis':
-      return new RedisTarget({ ...config, timeoutMs: config.timeout });
+      return new (await import('./redis-target.js')).RedisTarget({ ...config, timeoutMs: config.timeout });
     case 'waystation':
       return new WaystationTarget({ ...config, timeoutMs: config.timeout });
     case 'module':

@@ -8,7 +8,6 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
-import { createWebSocketStream, WebSocketServer } from 'ws';
 import type { Clock } from '../../delivery/clock.js';
 import { ConfigError } from '../../errors.js';
 import type { Waystation } from '../../waystation.js';
@@ -72,6 +71,8 @@ export class MqttServer {
         servers.push(server);
       }
       if (config.websocket) {
+        // Loaded only for a WebSocket listener: most brokers have none, and ws costs ~1.5 MB of heap.
+        const { createWebSocketStream, WebSocketServer } = await import('ws');
         const http = createHttpServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket only\n'));
         const wss = new WebSocketServer({
           server: http,
