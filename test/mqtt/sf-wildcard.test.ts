@@ -242,6 +242,18 @@ describe('mqtt store-and-forward: subscriptions that overlap the topic (issue 13
       const got = collect(again);
       await until(() => got.length === 3, 5000, 'the messages after seq 3');
       expect(payloads(got)).toEqual(['3', '4', '5']);
+      // The client sends its last PUBACK after handing the message over: wait for the broker to have it.
+      await until(
+        async () => {
+          const res = await fetch(`${gw2.url}/v1/mqtt/topics`);
+          const { topics } = (await res.json()) as {
+            topics: { subscribers: { clientId: string; lastAcknowledgedSeq: number }[] }[];
+          };
+          return topics[0]?.subscribers.find((s) => s.clientId === 'old')?.lastAcknowledgedSeq === 6;
+        },
+        5000,
+        'the PUBACK of seq 6',
+      );
       await gw2.close();
       // Written back with the filters, the fields earlier versions read kept.
       const saved = (await readAtomicJson(nodeFileSystem, file)) as Record<string, Record<string, unknown>>;
