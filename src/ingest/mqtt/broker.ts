@@ -16,6 +16,7 @@ import { RetainedMessages } from './retained.js';
 import { type DropReason, Session, type Subscription } from './session.js';
 import { type Pick, type PickFn, SfCursor } from './sf-cursor.js';
 import { type SfTopic, StoreAndForwardTopics, type TopicInfo } from './sf-topics.js';
+import { type SharedGroup, SubscriptionIndex } from './subscription-index.js';
 import { filtersOverlap, topicMatches } from './topic.js';
 
 export type MqttConfig = NonNullable<WaystationConfig['mqtt']>;
@@ -91,7 +92,8 @@ export class Broker {
   private readonly connections = new Map<Session, ClientConnection>();
   private readonly cursors = new Map<Session, Map<string, SfCursor>>();
   private readonly wills = new Map<string, { will: Will; timer: TimerHandle | undefined }>();
-  private readonly shareCounters = new Map<string, number>();
+  /** Every session's subscriptions by filter level, for live routing. */
+  private readonly index = new SubscriptionIndex();
   private readonly batches = new Map<string, PendingBatch>();
   private flushScheduled = false;
   private readonly counters: BrokerStats['dropped'] = {
@@ -181,6 +183,7 @@ export class Broker {
     let session = previous;
     let sessionPresent = session !== undefined && !options.cleanStart;
     if (session && options.cleanStart) {
+      this.index.removeSession(session);
       session.discard();
       session = undefined;
     }
@@ -254,6 +257,7 @@ export class Broker {
   private endSession(session: Session): void {
     if (this.sessions.get(session.clientId) !== session || this.connections.has(session)) return;
     this.sessions.delete(session.clientId);
+    this.index.removeSession(session);
     session.discard();
     if (this.wills.has(session.clientId)) this.fireWill(session.clientId);
   }
@@ -347,43 +351,46 @@ export class Broker {
   }
 
   /**
-   * Live delivery to matching subscriptions. A message stored in a store-and-forward topic goes
-   * to the sessions tracked on it from the stream, so not a second time here: a non-shared
-   * subscription matching its topic overlaps that store-and-forward topic, hence is tracked on
-   * it (its cached `storeAndForward` is not empty). Shared subscriptions are live only.
+   * Live delivery to matching subscriptions, found in the subscription index (the cost follows
+   * the topic's levels and the matches, not the number of sessions). A message stored in a
+   * store-and-forward topic goes to the sessions tracked on it from the stream, so not a second
+   * time here: a non-shared subscription matching its topic overlaps that store-and-forward
+   * topic, hence is tracked on it (its cached `storeAndForward` is not empty). Shared
+   * subscriptions are live only.
    */
   private route(message: BrokerMessage, publisher: string, stored: readonly SfTopic[]): void {
-    const groups = new Map<string, { session: Session; sub: Subscription }[]>();
+    const best = new Map<Session, { qos: QoS; ids: number[]; retain: boolean }>();
+    const groups: SharedGroup[] = [];
     const isStored = stored.length > 0;
-    for (const session of this.sessions.values()) {
-      let best: { qos: QoS; ids: number[]; retain: boolean } | undefined;
-      for (const sub of session.subscriptions.values()) {
-        if (isStored && sub.storeAndForward.length > 0) continue;
-        if (!topicMatches(sub.match, message.topic)) continue;
-        if (sub.shareGroup !== undefined) {
-          const key = `${sub.shareGroup}\u0000${sub.match}`;
-          const members = groups.get(key) ?? [];
-          members.push({ session, sub });
-          groups.set(key, members);
-          continue;
-        }
-        if (sub.noLocal && session.clientId === publisher) continue;
+    this.index.match(message.topic, {
+      subscriber: (session, sub) => {
+        if (isStored && sub.storeAndForward.length > 0) return;
+        if (sub.noLocal && session.clientId === publisher) return;
         // Overlapping subscriptions: one copy at the highest QoS, all identifiers [MQTT-3.3.4-2].
         const qos = Math.min(sub.qos, message.qos) as QoS;
-        best ??= { qos, ids: [], retain: sub.retainAsPublished && message.retain };
-        best.qos = Math.max(best.qos, qos) as QoS;
-        best.retain ||= sub.retainAsPublished && message.retain;
-        if (sub.subscriptionId !== undefined) best.ids.push(sub.subscriptionId);
-      }
-      if (best) session.deliver(message, best.qos, best.ids, best.retain);
-    }
-    for (const [key, members] of groups) {
+        const retain = sub.retainAsPublished && message.retain;
+        const b = best.get(session);
+        if (!b)
+          best.set(session, {
+            qos,
+            ids: sub.subscriptionId === undefined ? [] : [sub.subscriptionId],
+            retain,
+          });
+        else {
+          b.qos = Math.max(b.qos, qos) as QoS;
+          b.retain ||= retain;
+          if (sub.subscriptionId !== undefined) b.ids.push(sub.subscriptionId);
+        }
+      },
+      group: (group) => groups.push(group),
+    });
+    for (const [session, b] of best) session.deliver(message, b.qos, b.ids, b.retain);
+    for (const group of groups) {
       // Round-robin, preferring connected members [MQTT 5.0 §4.8.2].
-      const connected = members.filter((m) => m.session.link !== undefined);
+      const members = [...group.members];
+      const connected = members.filter(([session]) => session.link !== undefined);
       const pool = connected.length > 0 ? connected : members;
-      const n = this.shareCounters.get(key) ?? 0;
-      this.shareCounters.set(key, n + 1);
-      const { session, sub } = pool[n % pool.length]!;
+      const [session, sub] = pool[group.turn++ % pool.length]!;
       const ids = sub.subscriptionId === undefined ? [] : [sub.subscriptionId];
       session.deliver(message, Math.min(sub.qos, message.qos) as QoS, ids, false);
     }
@@ -402,6 +409,8 @@ export class Broker {
     // and what it has in flight (clients resubscribe on every reconnect).
     const current = old ? Object.assign(old, sub) : sub;
     session.subscriptions.set(sub.filter, current);
+    // Same filter, same path in the index: a replaced subscription is already there (updated in place).
+    if (!old) this.index.add(session, current);
     for (const t of sfTopics) this.track(session, t);
     // Retained messages: rh 0 always, 1 only for a new subscription, 2 never; not for shared ones.
     if (sub.shareGroup !== undefined || sub.retainHandling === 2 || (sub.retainHandling === 1 && existed))
@@ -420,6 +429,7 @@ export class Broker {
     const sub = session.subscriptions.get(filter);
     if (!sub) return false;
     session.subscriptions.delete(filter);
+    this.index.remove(session, sub);
     for (const f of sub.storeAndForward) {
       const t = this.topics.get(f);
       if (t) this.track(session, t);
@@ -489,6 +499,7 @@ export class Broker {
           storeAndForward: [],
         };
         session.subscriptions.set(filter, sub);
+        this.index.add(session, sub);
         restored.push(sub);
       }
     }
