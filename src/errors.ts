@@ -23,6 +23,7 @@ export const ErrorCodes = {
   RouteUnknown: 'WS_ERR_ROUTE_UNKNOWN',
   RouteFull: 'WS_ERR_ROUTE_FULL',
   MessageUnknown: 'WS_ERR_MESSAGE_UNKNOWN',
+  DeadLetterUnknown: 'WS_ERR_DEAD_LETTER_UNKNOWN',
   MessageHeaderInvalid: 'WS_ERR_MESSAGE_HEADER_INVALID',
   DataDirLocked: 'WS_ERR_DATA_DIR_LOCKED',
   DataDirUnusable: 'WS_ERR_DATA_DIR_UNUSABLE',
@@ -196,6 +197,16 @@ export class UnknownRouteError extends WaystationError {
       {
         httpStatus: 404,
       },
+    );
+  }
+}
+
+export class UnknownDeadLetterError extends WaystationError {
+  constructor(route: string, id: string) {
+    super(
+      ErrorCodes.DeadLetterUnknown,
+      `Route "${route}" holds no dead letter "${id}": it was resubmitted or deleted meanwhile, or the id is wrong; list them with GET /v1/routes/${route}/dead-letters.`,
+      { httpStatus: 404 },
     );
   }
 }

@@ -23,9 +23,10 @@ import { TextDecoder } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequestError, UnknownStreamError } from '../errors.js';
 import type { AccessCheck, Principal } from '../ingest/http/auth.js';
-import type { DeadLetter } from '../store/dead-letters.js';
+import type { DeadLetter, DeadLetterReason } from '../store/dead-letters.js';
 import type { StoredMessage } from '../store/message.js';
 import type { RouteHandle, Waystation } from '../waystation.js';
+import { type SelectionBody, selectedIds, selectionBody } from './dead-letter-routes.js';
 import { nameParam } from './params.js';
 
 export interface ExportRoutesOptions {
@@ -127,17 +128,44 @@ export async function exportRoutes(app: FastifyInstance, opts: ExportRoutesOptio
     },
   );
 
-  app.get<{ Params: { route: string } }>(
+  app.get<{ Params: { route: string }; Querystring: { reason?: DeadLetterReason } }>(
     '/v1/routes/:route/dead-letters/export',
     {
       schema: {
-        summary: "A route's dead letters with their messages as NDJSON, streamed",
+        summary: "A route's dead letters (optionally of one reason) with their messages as NDJSON, streamed",
         params: routeParams,
+        querystring: {
+          type: 'object',
+          properties: { reason: selectionBody.properties.reason },
+          additionalProperties: false,
+        },
       },
     },
     async (req, reply) => {
       const route = opts.reachableRoute(access(req, 'read'), req.params.route);
-      const letters = route.deadLetters.list();
+      const { reason } = req.query;
+      const letters = route.deadLetters.list().filter((l) => reason === undefined || l.reason === reason);
+      return send(req, reply, letters.length, limits, () => deadLetterLines(ws, limits, route.name, letters));
+    },
+  );
+
+  // The same for a selection, whose ids would not fit in a URL: a read, so scope `read`.
+  app.post<{ Params: { route: string }; Body: SelectionBody }>(
+    '/v1/routes/:route/dead-letters/export',
+    {
+      schema: {
+        summary:
+          "Some of a route's dead letters (ids, a reason, or all) with their messages as NDJSON, streamed",
+        params: routeParams,
+        body: selectionBody,
+      },
+    },
+    async (req, reply) => {
+      const route = opts.reachableRoute(access(req, 'read'), req.params.route);
+      const all = route.deadLetters.list();
+      const ids = selectedIds(req.body, () => all);
+      const wanted = ids && new Set(ids);
+      const letters = wanted ? all.filter((l) => wanted.has(l.id)) : all;
       return send(req, reply, letters.length, limits, () => deadLetterLines(ws, limits, route.name, letters));
     },
   );

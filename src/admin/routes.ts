@@ -1,15 +1,17 @@
 /**
  * The admin HTTP API (SPEC §5): streams and routes with their state and counters, the
- * operator's store/forward/purge/reset-counters, and dead letters.
+ * operator's store/forward/purge/reset-counters; dead letters (dead-letter-routes.ts) and exports
+ * (export-routes.ts) are registered from here.
  *
  * Reach (SPEC §8): a stream is within a token's reach when its globs match it, a route when
  * every stream it reads is; listings show only what is within reach, and an object out of reach
  * answers 404 exactly as one that does not exist, so a token cannot probe for names.
  */
 import type { FastifyInstance } from 'fastify';
-import { BadRequestError, NotClusteredError, UnknownRouteError, UnknownStreamError } from '../errors.js';
+import { NotClusteredError, UnknownRouteError, UnknownStreamError } from '../errors.js';
 import { type AccessCheck, type Principal, reachesAll } from '../ingest/http/auth.js';
 import type { RouteHandle, Waystation } from '../waystation.js';
+import { deadLetterRoutes } from './dead-letter-routes.js';
 import { exportRoutes } from './export-routes.js';
 import { nameParam } from './params.js';
 
@@ -20,27 +22,6 @@ export interface AdminRoutesOptions {
 
 const routeParams = nameParam('route');
 const streamParams = nameParam('stream');
-
-const idsBody = {
-  type: 'object',
-  properties: {
-    ids: { type: 'array', items: { type: 'string', maxLength: 256 }, maxItems: 100_000 },
-    all: { type: 'boolean' },
-  },
-  additionalProperties: false,
-} as const;
-
-interface IdsBody {
-  ids?: string[];
-  all?: boolean;
-}
-
-/** Which dead letters an operation targets: the ids given, or all with `all: true`. */
-function selection(body: IdsBody | undefined): string[] | undefined {
-  if (body?.all === true) return undefined;
-  if (body?.ids && body.ids.length > 0) return body.ids;
-  throw new BadRequestError('Name the dead letters: {"ids": ["..."]}, or {"all": true} for all of them.');
-}
 
 /** The route, if it exists and is within the principal's reach; otherwise 404 alike. */
 export function reachableRoute(ws: Waystation, principal: Principal, name: string): RouteHandle {
@@ -144,31 +125,12 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     },
   );
 
-  app.get<{ Params: { route: string } }>(
-    '/v1/routes/:route/dead-letters',
-    { schema: { params: routeParams } },
-    async (req) => ({
-      deadLetters: reachableRoute(ws, access(req, 'read'), req.params.route).deadLetters.list(),
-    }),
-  );
-
-  app.post<{ Params: { route: string }; Body: IdsBody }>(
-    '/v1/routes/:route/dead-letters/resubmit',
-    { schema: { params: routeParams, body: idsBody } },
-    async (req) => {
-      const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
-      return { resubmitted: await route.deadLetters.resubmit(selection(req.body)) };
-    },
-  );
-
-  app.delete<{ Params: { route: string }; Body: IdsBody }>(
-    '/v1/routes/:route/dead-letters',
-    { schema: { params: routeParams, body: idsBody } },
-    async (req) => {
-      const route = reachableRoute(ws, access(req, 'admin'), req.params.route);
-      return { deleted: await route.deadLetters.delete(selection(req.body)) };
-    },
-  );
+  // Dead letters: list, one's payload, resubmit and delete (dead-letter-routes.ts).
+  await deadLetterRoutes(app, {
+    ws,
+    access,
+    reachableRoute: (principal, name) => reachableRoute(ws, principal, name),
+  });
 
   // Streaming NDJSON exports of streams, pending messages and dead letters (export-routes.ts).
   await exportRoutes(app, {

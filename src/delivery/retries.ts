@@ -39,6 +39,8 @@ export class Retries {
   readonly waits = new Map<string, RetryWait>();
   /** Failed attempts so far, by `attemptKey`. */
   private readonly counts = new Map<string, number>();
+  /** When each message's first remembered attempt failed, ms (a dead letter's first failure). */
+  private readonly firstFailures = new Map<string, number>();
 
   constructor(private readonly policy: Readonly<RetryPolicy>) {}
 
@@ -57,9 +59,15 @@ export class Retries {
     return this.counts.size === 0 ? 1 : (this.counts.get(attemptKey(stream, seq)) ?? 0) + 1;
   }
 
-  /** A message failed its `attempts`-th attempt. */
-  failed(key: string, attempts: number): void {
+  /** A message failed its `attempts`-th attempt at `at` (ms). */
+  failed(key: string, attempts: number, at: number): void {
     this.counts.set(key, attempts);
+    if (!this.firstFailures.has(key)) this.firstFailures.set(key, at);
+  }
+
+  /** When the message's first remembered attempt failed (undefined: none failed since the start). */
+  firstFailedAt(key: string): number | undefined {
+    return this.firstFailures.get(key);
   }
 
   /**
@@ -81,19 +89,21 @@ export class Retries {
   /** The message is done with (acked, dead-lettered) or starts over (resubmitted). */
   forget(key: string): void {
     this.counts.delete(key);
+    this.firstFailures.delete(key);
     this.waits.delete(key);
   }
 
   /** Forgets the attempts of a dead letter put back in the queue: it starts over at attempt 1. */
   restart(key: string): void {
     this.counts.delete(key);
+    this.firstFailures.delete(key);
   }
 
   /** Forgets every message of `stream` that became final (purged, pruned, expired… while waiting). */
   forgetFinal(stream: string, p: StreamProgress): void {
     if (this.empty) return;
     const prefix = `${stream}:`;
-    for (const map of [this.waits, this.counts] as Map<string, unknown>[]) {
+    for (const map of [this.waits, this.counts, this.firstFailures] as Map<string, unknown>[]) {
       for (const k of map.keys()) {
         if (k.startsWith(prefix) && p.done.has(Number(k.slice(prefix.length)))) map.delete(k);
       }

@@ -683,7 +683,7 @@ export class RouteRunner {
       this.progress.counters.failures++;
       nackReason = outcome.reason;
       if (outcome.retryAfterMs !== undefined) this.prober.retryAfter(outcome.retryAfterMs);
-      this.retries.failed(key, attempts);
+      this.retries.failed(key, attempts, now);
       if (!opts.storeAndForward) {
         if (attempts >= opts.retryAttempts) {
           dead.push(this.letter(m, 'retries-exhausted', attempts, outcome.reason, now));
@@ -722,7 +722,19 @@ export class RouteRunner {
     lastError: string,
     at: number,
   ): DeadLetter {
-    return { id: m.id, stream: m.stream, seq: m.seq, key: m.key, reason, attempts, lastError, at };
+    const firstFailedAt = this.retries.firstFailedAt(attemptKey(m.stream, m.seq)) ?? at;
+    return {
+      id: m.id,
+      stream: m.stream,
+      seq: m.seq,
+      key: m.key,
+      reason,
+      attempts,
+      lastError,
+      at,
+      firstFailedAt,
+      bytes: m.payloadBytes,
+    };
   }
 
   /** Records final states, counts them, schedules a save and wakes receipt waiters. */
@@ -845,6 +857,16 @@ export class RouteRunner {
       pending += pendingIn(this.progress.stream(name), this.deps.store.stream(name).lastSeq);
     }
     return pending;
+  }
+
+  /** Per stream with messages pending, the lowest pending seq: the route's oldest pending message there. */
+  oldestPending(): { stream: string; seq: number }[] {
+    const oldest: { stream: string; seq: number }[] = [];
+    for (const name of this.deps.options.streams) {
+      const seq = this.progress.stream(name).floor();
+      if (seq <= this.deps.store.stream(name).lastSeq) oldest.push({ stream: name, seq });
+    }
+    return oldest;
   }
 
   private inFlightCount(): number {

@@ -22,8 +22,15 @@ export interface DeadLetter {
   reason: DeadLetterReason;
   attempts: number;
   lastError: string;
-  /** ms since the epoch when the message was dead-lettered. */
+  /** ms since the epoch when the message was dead-lettered (its last failure). */
   at: number;
+  /**
+   * ms since the epoch of its first failed attempt since the route started (`at` when it was
+   * dead-lettered at once). Absent in letters written before it was recorded.
+   */
+  firstFailedAt?: number;
+  /** The payload's size in bytes; absent in letters written before it was recorded, and for damaged records. */
+  bytes?: number;
 }
 
 type Entry = { op: 'add'; letter: DeadLetter } | { op: 'remove'; stream: string; seq: number };
