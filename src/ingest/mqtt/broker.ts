@@ -568,6 +568,11 @@ export class Broker {
     this.cursors.delete(session);
   }
 
+  /** The connected clients with their sessions: a read-only view for the admin API. */
+  connectedClients(): { session: Session; connection: ClientConnection }[] {
+    return [...this.connections].map(([session, connection]) => ({ session, connection }));
+  }
+
   private watch(t: SfTopic): void {
     t.onMessages = () => {
       for (const mine of this.cursors.values()) mine.get(t.filter)?.wake();

@@ -44,6 +44,19 @@ export interface ConnectionOptions {
   remoteAddress?: string;
 }
 
+/** A connected client as the admin API shows it. */
+export interface ConnectedClientInfo {
+  clientId: string;
+  /** null for an anonymous client. */
+  username: string | null;
+  /** 3 (MQTT 3.1), 4 (3.1.1) or 5. */
+  protocolVersion: 3 | 4 | 5;
+  remote: string;
+  /** ms since the epoch when its CONNECT was accepted. */
+  connectedAt: number;
+  keepAliveSeconds: number;
+}
+
 export class Connection implements ClientConnection, Link {
   protocolVersion: 3 | 4 | 5 = 4;
   receiveMaximum = 0;
@@ -58,6 +71,8 @@ export class Connection implements ClientConnection, Link {
   /** Until CONNECT is authenticated: allowed nothing. */
   private principal: MqttPrincipal = { kind: 'anonymous', acl: { publish: [], subscribe: [] } };
   private clientId = '';
+  /** When CONNECT was accepted, ms since the epoch. */
+  private connectedAt: number | undefined;
   private readonly aliases = new Map<number, string>();
   /** Aliases for what the broker sends, when the v5 client announced a Topic Alias Maximum. */
   private outgoingAliases: OutgoingTopicAliases | undefined;
@@ -103,6 +118,20 @@ export class Connection implements ClientConnection, Link {
 
   get link(): Link {
     return this;
+  }
+
+  /** Who is connected, for the admin API's view of the clients (undefined before CONNECT is accepted). */
+  describe(): ConnectedClientInfo | undefined {
+    if (this.connectedAt === undefined) return undefined;
+    return {
+      clientId: this.clientId,
+      username: this.principal.kind === 'user' ? this.principal.user.username : null,
+      protocolVersion: this.protocolVersion,
+      remote: this.options.remote,
+      connectedAt: this.connectedAt,
+      // keepAliveMs is the deadline, 1.5 × the interval [MQTT-3.1.2-22].
+      keepAliveSeconds: Math.round(this.keepAliveMs / 1500),
+    };
   }
 
   get congested(): boolean {
@@ -360,6 +389,7 @@ export class Connection implements ClientConnection, Link {
     const aliasMaximum = Math.min(v5 ? (p.properties?.topicAliasMaximum ?? 0) : 0, OUTGOING_ALIAS_LIMIT);
     if (aliasMaximum > 0) this.outgoingAliases = new OutgoingTopicAliases(aliasMaximum);
     this.clientId = clientId;
+    this.connectedAt = Date.now();
     this.state = 'connected';
     const { session, sessionPresent } = broker.connect(clientId, this, {
       cleanStart: p.clean ?? true,
