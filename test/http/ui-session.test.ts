@@ -219,7 +219,7 @@ describe('the live view', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const text = await firstEvent(res);
-    expect(text).toMatch(/^retry: 2000\n\nid: \d+\nevent: snapshot\ndata: /);
+    expect(text).toMatch(/^retry: 2000\n\nid: \S+\nevent: snapshot\ndata: /);
     const view = JSON.parse(/data: (.*)\n/.exec(text)![1]!) as PageSnapshot;
     expect(view.routes.map((r) => r.name)).toEqual(['r']);
     expect(view.totals.published).toBe(1);

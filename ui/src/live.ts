@@ -1,10 +1,13 @@
 /**
- * The live view's connection: one EventSource on /ui/events (a snapshot on connect, then one a
- * second); when the stream cannot be had (refused, too many tabs, a proxy that buffers), polling
- * GET /ui/snapshot every 2 s, trying the stream again every 15 s. Pause closes both.
+ * The live view's connection: one EventSource on /ui/events (a snapshot on connect, then a delta
+ * a second, applied to the view held; the browser's reconnect sends Last-Event-ID and the
+ * gateway answers a delta or a snapshot); when the stream cannot be had (refused, too many tabs,
+ * a proxy that buffers), polling GET /ui/snapshot every 2 s, trying the stream again every 15 s.
+ * Pause closes both.
  */
 import { ApiError, request } from './api.js';
-import type { UiSnapshot } from './types.js';
+import { applyDelta } from './delta.js';
+import type { UiDelta, UiSnapshot } from './types.js';
 
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'polling' | 'paused';
 
@@ -23,6 +26,9 @@ export class Live {
   private pollTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private stopped = true;
+  /** The view the stream's events built, and the id of the last one applied. */
+  private view: UiSnapshot | undefined;
+  private lastId: string | undefined;
 
   constructor(private readonly on: LiveHandlers) {}
 
@@ -42,6 +48,8 @@ export class Live {
     this.stopped = true;
     this.source?.close();
     this.source = undefined;
+    this.view = undefined;
+    this.lastId = undefined;
     clearTimeout(this.pollTimer);
     clearTimeout(this.retryTimer);
   }
@@ -54,9 +62,18 @@ export class Live {
     const source = new EventSource('/ui/events');
     this.source = source;
     source.addEventListener('snapshot', (e) => {
-      clearTimeout(this.pollTimer);
-      this.on.snapshot(JSON.parse((e as MessageEvent<string>).data) as UiSnapshot);
-      this.on.status('live');
+      const m = e as MessageEvent<string>;
+      this.show(JSON.parse(m.data) as UiSnapshot, m.lastEventId);
+    });
+    source.addEventListener('delta', (e) => {
+      const m = e as MessageEvent<string>;
+      const delta = JSON.parse(m.data) as UiDelta;
+      if (!this.view || delta.base !== this.lastId) {
+        // Not the view this delta was computed from: start over with a snapshot.
+        this.reopen();
+        return;
+      }
+      this.show(applyDelta(this.view, delta), m.lastEventId);
     });
     source.onerror = () => {
       if (this.stopped || this.source !== source) return;
@@ -68,6 +85,23 @@ export class Live {
         this.on.status('reconnecting');
       }
     };
+  }
+
+  private show(view: UiSnapshot, id: string): void {
+    clearTimeout(this.pollTimer);
+    this.view = view;
+    this.lastId = id;
+    this.on.snapshot(view);
+    this.on.status('live');
+  }
+
+  /** A new EventSource sends no Last-Event-ID: the gateway starts it with a snapshot. */
+  private reopen(): void {
+    this.source?.close();
+    this.source = undefined;
+    this.view = undefined;
+    this.lastId = undefined;
+    this.openStream();
   }
 
   private startPolling(): void {

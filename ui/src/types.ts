@@ -51,6 +51,21 @@ export interface UiSnapshot {
   };
 }
 
+export interface KeyedChanges<T extends { name: string }> {
+  set?: T[];
+  remove?: string[];
+  order?: string[];
+}
+
+/** The live stream's `delta` event: what changed since the event `base`. */
+export interface UiDelta {
+  base: string;
+  at: number;
+  routes?: KeyedChanges<UiRoute>;
+  streams?: KeyedChanges<UiStream>;
+  totals?: Partial<UiSnapshot['totals']>;
+}
+
 export interface SessionInfo {
   auth: boolean;
   signedIn: boolean;
@@ -68,5 +83,38 @@ export interface DeadLetter {
   reason: string;
   attempts: number;
   lastError: string;
+  /** When it was dead-lettered: its last failure. */
   at: number;
+  /** Its first failed attempt (absent in letters recorded before it was). */
+  firstFailedAt?: number;
+  /** The payload's size (absent in letters recorded before it was, and for damaged records). */
+  bytes?: number;
+}
+
+export interface MqttSubscriber {
+  clientId: string;
+  lastAcknowledgedSeq: number;
+  behind: number;
+  missedByRetention: number;
+  connected: boolean;
+}
+
+export interface MqttTopic {
+  topic: string;
+  stream: string;
+  source: 'config' | 'runtime';
+  messages: number;
+  firstSeq: number;
+  lastSeq: number;
+  subscribers: MqttSubscriber[];
+}
+
+export interface MqttClient {
+  clientId: string;
+  username: string | null;
+  protocolVersion: 3 | 4 | 5;
+  remote: string;
+  connectedAt: number;
+  keepAliveSeconds: number;
+  subscriptions: number;
 }
