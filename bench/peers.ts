@@ -19,7 +19,8 @@
  * a mismatch fails the benchmark. A peer that is not running is skipped, saying so.
  * Waystation runs in its own process from dist/ (the npm script builds first), as `npm start` does.
  * Flags: --seconds S (5), --connections C (16), --batch B (100), --messages N (20000),
- * --window W (1000), --repeats R (3), --only batch|qos1, --dir DIR,
+ * --window W (1000), --repeats R (3), --only batch|qos1, --dir DIR, --profile DIR (a CPU profile
+ * of the Waystation process),
  * --postgres URL (postgres://postgres@127.0.0.1:5432/test), --amqp URL (amqp://guest:guest@127.0.0.1:5672).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -49,6 +50,7 @@ const POSTGRES = args.get('postgres') ?? 'postgres://postgres@127.0.0.1:5432/tes
 const AMQP = args.get('amqp') ?? 'amqp://guest:guest@127.0.0.1:5672';
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const root = args.get('dir') ?? join(repo, '.bench-data', 'peers');
+const PROFILE = args.get('profile');
 
 const payload = 'x'.repeat(1024);
 const payloadBytes = Buffer.from(payload);
@@ -128,7 +130,9 @@ async function startWaystation(dir: string): Promise<{ http: string; mqtt: strin
       '  storeAndForwardTopics: [{ topic: "peers/#", stream: peersmqtt }]',
     ].join('\n'),
   );
-  const proc = spawn(process.execPath, [join(repo, 'dist/cli/main.js'), 'start', '--config', config], {
+  const cli = [join(repo, 'dist/cli/main.js'), 'start', '--config', config];
+  const profile = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [];
+  const proc = spawn(process.execPath, [...profile, ...cli], {
     env: { ...process.env, WAYSTATION_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
