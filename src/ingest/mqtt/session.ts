@@ -250,6 +250,10 @@ export class Session {
   /** The connection ended: in-flight messages of store-and-forward cursors are forgotten (they resend from their own position). */
   detach(): void {
     this.link = undefined;
+    // Both callbacks hold the closed connection (socket, parser, buffers), which an idle session
+    // must not keep; resume() sets them again for the next connection.
+    this.resendPubrel = undefined;
+    this.onWindowOpen = undefined;
     this.resend = [];
     for (const [id, out] of this.inflight) if (!out.durable) this.inflight.delete(id);
   }
