@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { type Logger, pino } from 'pino';
@@ -14,6 +14,10 @@ import { DOCS_PAGE_CSP, type OpenApiDocument, renderDocsPage } from './admin/doc
 import { createMetrics, type Metrics } from './admin/metrics.js';
 import { filterMetricsText } from './admin/metrics-reach.js';
 import { mqttTopicRoutes } from './admin/mqtt-topics.js';
+import { auditRouteActions } from './admin/route-audit.js';
+import { HistoryRecorder, RouteHistories } from './admin/route-history.js';
+import { routeHistoryRoutes, routeReader } from './admin/route-history-routes.js';
+import { RouteTimeline, stateSetter } from './admin/route-timeline.js';
 import { adminRoutes } from './admin/routes.js';
 import { uiRoutes } from './admin/ui-routes.js';
 import { UiSessions } from './admin/ui-session.js';
@@ -27,6 +31,7 @@ import { StagingBudget } from './ingest/http/body-guard.js';
 import { publishRoutes } from './ingest/http/publish.js';
 import type { Broker } from './ingest/mqtt/broker.js';
 import { MqttServer } from './ingest/mqtt/server.js';
+import { nodeFileSystem } from './log/index.js';
 import { VERSION } from './version.js';
 import { Waystation, type WaystationOptions } from './waystation.js';
 
@@ -51,6 +56,14 @@ interface Readiness {
   ready: boolean;
 }
 
+/** The dashboard's route history and timeline (docs/dashboard.md), kept by the gateway. */
+export interface GatewayDashboard {
+  histories: RouteHistories;
+  recorder: HistoryRecorder;
+  timeline: RouteTimeline;
+  oldestPendingAt: (route: string) => number | undefined;
+}
+
 export class Gateway {
   private constructor(
     private readonly readiness: Readiness,
@@ -61,6 +74,7 @@ export class Gateway {
     readonly url: string,
     /** The MQTT broker, when the configuration has an `mqtt` section. */
     readonly mqtt: MqttServer | undefined,
+    private readonly dashboard: GatewayDashboard,
   ) {}
 
   static async start(options: GatewayOptions = {}): Promise<Gateway> {
@@ -92,6 +106,11 @@ export class Gateway {
 
     let ws: Waystation | undefined;
     let mqtt: MqttServer | undefined;
+    const onDashboardWarning = (message: string, err?: unknown) =>
+      logger.warn({ err }, `dashboard: ${message}`);
+    // Created before the Waystation opens, so the state changes of its start are in the timeline;
+    // its file is read once the Waystation holds the data directory's lock.
+    const timeline = new RouteTimeline({ onWarning: onDashboardWarning });
     const metrics = createMetrics(
       () => ws,
       () => mqtt?.broker,
@@ -104,19 +123,55 @@ export class Gateway {
         delivery: metrics.observeDelivery,
         logCommit: metrics.observeFsync,
         leaseRenewal: metrics.observeLeaseRenewal,
+        stateChange: (route, c) =>
+          timeline.record(route, {
+            kind: 'state',
+            from: c.from,
+            to: c.to,
+            by: stateSetter(c.to, c.cause),
+            lastError: c.lastError,
+          }),
       },
     });
+    const histories = new RouteHistories();
+    const reader = routeReader(ws);
+    const dashboardDir = join(ws.dataDir, 'dashboard');
+    const recorder = new HistoryRecorder({
+      histories,
+      read: reader.read,
+      path: join(dashboardDir, 'route-history.state'),
+      fs: nodeFileSystem,
+      onWarning: onDashboardWarning,
+    });
+    const dashboard: GatewayDashboard = {
+      histories,
+      recorder,
+      timeline,
+      oldestPendingAt: reader.oldestPendingAt,
+    };
     try {
+      const routeNames = (await ws.routes()).map((r) => r.name);
+      await timeline.open(nodeFileSystem, join(dashboardDir, 'route-timeline.state'), routeNames);
+      for (const route of routeNames) timeline.record(route, { kind: 'start' });
+      await recorder.start(routeNames);
       if (parsed.mqtt) mqtt = await MqttServer.start(ws, parsed.mqtt, logger);
       const readiness: Readiness = { ready: false };
-      const app = await buildHttpApp(ws, parsed, logger, metrics, () => readiness.ready, mqtt?.broker);
+      const app = await buildHttpApp(
+        ws,
+        parsed,
+        logger,
+        metrics,
+        () => readiness.ready,
+        dashboard,
+        mqtt?.broker,
+      );
       const { host, port } = splitListen(parsed.http.listen);
       await app.listen({ host, port });
       const address = app.server.address();
       const actualPort = typeof address === 'object' && address ? address.port : port;
       const scheme = parsed.http.tls ? 'https' : 'http';
       const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
-      const gateway = new Gateway(readiness, ws, app, logger, url, mqtt);
+      const gateway = new Gateway(readiness, ws, app, logger, url, mqtt, dashboard);
       readiness.ready = true;
       if (parsed.auth.tokens.length === 0) {
         logger.warn(
@@ -128,6 +183,7 @@ export class Gateway {
       return gateway;
     } catch (err) {
       await mqtt?.close().catch(() => {});
+      await recorder.stop();
       await ws.close().catch(() => {});
       throw err;
     }
@@ -144,6 +200,11 @@ export class Gateway {
     this.ws.stopIntake();
     await this.app.close();
     await this.mqtt?.close();
+    // The dashboard's files are written while the Waystation still holds the data directory.
+    const { recorder, timeline } = this.dashboard;
+    for (const r of await this.ws.routes()) timeline.record(r.name, { kind: 'stop' });
+    await recorder.stop();
+    await timeline.flush();
     await this.ws.close();
     this.logger.info('shutdown complete');
   }
@@ -198,6 +259,7 @@ export async function buildHttpApp(
   logger: Logger,
   metrics: Metrics,
   isReady: () => boolean,
+  dashboard: Pick<GatewayDashboard, 'histories' | 'timeline' | 'oldestPendingAt'>,
   broker?: Broker,
 ): Promise<FastifyInstance> {
   const tls = config.http.tls;
@@ -306,7 +368,10 @@ export async function buildHttpApp(
     },
     access,
   });
+  // Before the API's routes: they inherit the hook that puts route actions into the timeline.
+  auditRouteActions(app, dashboard.timeline, access);
   await app.register(adminRoutes, { ws, access });
+  await app.register(routeHistoryRoutes, { ws, access, ...dashboard });
   await app.register(uiRoutes, { ws, auth, sessions, access, secure: Boolean(tls) });
   await app.register(mqttTopicRoutes, {
     broker,

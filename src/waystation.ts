@@ -53,6 +53,8 @@ export interface WaystationOptions {
     logCommit?: (seconds: number) => void;
     /** Cluster mode: one route lease renewal (compare-and-set) was answered. */
     leaseRenewal?: (seconds: number) => void;
+    /** A route changed state (the dashboard's timeline): from and to, and on whose account (`cause`). */
+    stateChange?: (route: string, change: RouteStateChange) => void;
   };
 }
 
@@ -98,6 +100,14 @@ interface RemoteRoutes {
   readonly leaseTtlMs: number;
   ownerOf(route: string): Promise<string | undefined>;
   request(route: string, owner: string, command: RouteCommand): Promise<unknown>;
+}
+
+/** One route state change as `observe.stateChange` reports it. */
+export interface RouteStateChange {
+  from: RouteSnapshot['state'];
+  to: RouteSnapshot['state'];
+  cause: RouteSnapshot['cause'];
+  lastError: string | undefined;
 }
 
 /** A route snapshot; in cluster mode with the node that owns the route (null: none right now). */
@@ -298,11 +308,18 @@ export class Waystation {
         random: options.random,
         ownership: cluster?.backend.node,
         events: {
-          stateChange: (route, from, to) =>
+          stateChange: (route, from, to) => {
             logger.info(
               { route, from: from.name, to: to.name, cause: to.cause, lastError: to.lastError },
               `route ${route}: ${from.name} -> ${to.name}`,
-            ),
+            );
+            options.observe?.stateChange?.(route, {
+              from: from.name,
+              to: to.name,
+              cause: to.cause,
+              lastError: to.lastError,
+            });
+          },
           error: (err, context) => logger.error({ err, context }, `internal error in ${context}`),
           overdue: (a) =>
             logger.warn(
@@ -428,6 +445,14 @@ export class Waystation {
 
   async routes(): Promise<RouteSnapshot[]> {
     return Promise.all(this.engine.routes().map((r) => r.snapshot()));
+  }
+
+  /**
+   * Where a route's oldest pending messages are: per stream it reads with messages pending, the
+   * lowest pending seq (empty when nothing is pending; UnknownRouteError for no such route).
+   */
+  oldestPending(route: string): { stream: string; seq: number }[] {
+    return this.engine.route(route).oldestPending();
   }
 
   /** The streams a route reads, or undefined when there is no such route. */
