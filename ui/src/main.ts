@@ -1,7 +1,7 @@
 /**
  * The operator dashboard (issue 11): the session (sign-in when tokens are configured), the live
  * view over one event stream, and the views chosen by the URL's hash: #/ overview, #/routes,
- * #/streams, #/dead-letters/<route>.
+ * #/streams, #/mqtt, #/dead-letters/<route>.
  */
 import { html } from 'htm/preact';
 import { render } from 'preact';
@@ -13,6 +13,7 @@ import { Live, type LiveStatus } from './live.js';
 import type { SessionInfo, UiSnapshot } from './types.js';
 import type { ViewProps } from './views/common.js';
 import { DeadLetters } from './views/dead-letters.js';
+import { Mqtt } from './views/mqtt.js';
 import { Overview, type Rates } from './views/overview.js';
 import { Routes } from './views/routes.js';
 import { SignIn } from './views/sign-in.js';
@@ -137,6 +138,7 @@ function Dashboard({ session, onSignOut }: { session: SessionInfo; onSignOut: ()
     ['', 'Overview'],
     ['routes', 'Routes'],
     ['streams', 'Streams'],
+    ['mqtt', 'MQTT'],
   ] as const;
   const current = dl ? 'routes' : page;
   return html`<header class="top">
@@ -164,7 +166,9 @@ function Dashboard({ session, onSignOut }: { session: SessionInfo; onSignOut: ()
             ? html`<${Routes} ...${props} />`
             : page === 'streams'
               ? html`<${Streams} ...${props} />`
-              : html`<${Overview} ...${props} rates=${rates} alerts=${alerts} /><${Routes} ...${props} />`
+              : page === 'mqtt'
+                ? html`<${Mqtt} ...${props} />`
+                : html`<${Overview} ...${props} rates=${rates} alerts=${alerts} /><${Routes} ...${props} />`
     }</main>`;
 }
 

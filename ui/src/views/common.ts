@@ -21,17 +21,19 @@ export interface DialogProps {
   title: string;
   onClose: () => void;
   children: unknown;
+  /** Wider than a confirmation: for content such as a payload. */
+  wide?: boolean;
 }
 
 /** A modal <dialog> (focus kept inside, Escape closes it). */
-export function Dialog({ title, onClose, children }: DialogProps) {
+export function Dialog({ title, onClose, children, wide }: DialogProps) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const d = ref.current;
     if (d && !d.open) d.showModal();
     return () => d?.close();
   }, []);
-  return html`<dialog ref=${ref} class="dialog" aria-label=${title} onClose=${onClose}>
+  return html`<dialog ref=${ref} class=${wide ? 'dialog wide' : 'dialog'} aria-label=${title} onClose=${onClose}>
     <h2>${title}</h2>
     ${children}
   </dialog>`;
