@@ -58,11 +58,12 @@ export function Mqtt({ view, now }: ViewProps) {
       )}</tbody></table></div>`
     }
     <h3>Subscribers, worst lag first</h3>
+    <p class="hint">Position: the last seq the subscriber acknowledged; lag: the messages stored after it.</p>
     ${
       rows.length === 0
         ? html`<p class="hint">No subscribers tracked.</p>`
         : html`<div class="scroll"><table class="mqtt-subscribers">
-      <thead><tr><th>Client id</th><th>Topic</th><th>Stream</th><th class="num">Position (last acked seq)</th><th class="num">Lag (messages behind)</th><th class="num">Missed by retention</th><th>Connection</th></tr></thead>
+      <thead><tr><th>Client id</th><th>Topic</th><th>Stream</th><th class="num">Position</th><th class="num">Lag</th><th class="num">Missed by retention</th><th>Connection</th></tr></thead>
       <tbody>${rows.map(
         (
           s,
