@@ -118,6 +118,25 @@ describe('dead letters in the admin API', () => {
     ).toBe(400);
   });
 
+  it('streams a payload held in a side file, whole or its first bytes', async () => {
+    const target = new ScriptedTarget();
+    target.behaviour = () => ({ kind: 'error', reason: 'rejected' });
+    ({ gw } = await startGateway({ ...config, storage: { blobThreshold: '1KiB' } }, { t: target }));
+    const big = Buffer.alloc(200 * 1024, 'abcdefgh');
+    expect(
+      (await call('POST', '/v1/streams/orders/messages', ADMIN, big, 'application/octet-stream')).statusCode,
+    ).toBe(202);
+    for (let i = 0; i < 100 && gw.ws.route('r').deadLetters.list().length < 1; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    const [letter] = (await call('GET', '/v1/routes/r/dead-letters', READER)).json().deadLetters;
+    expect(letter.bytes).toBe(big.byteLength);
+    const whole = await call('GET', `/v1/routes/r/dead-letters/${letter.id}/payload`, READER);
+    expect(whole.rawPayload.equals(big)).toBe(true);
+    const head = await call('GET', `/v1/routes/r/dead-letters/${letter.id}/payload?maxBytes=1000`, READER);
+    expect(head.rawPayload.equals(big.subarray(0, 1000))).toBe(true);
+    expect(head.headers['waystation-payload-bytes']).toBe(String(big.byteLength));
+  });
+
   it('resubmits, deletes and exports the letters of one reason or a selection', async () => {
     const letters = await withLetters();
     const exported = await call('GET', '/v1/routes/r/dead-letters/export?reason=retries-exhausted', READER);
