@@ -90,9 +90,15 @@ export interface HistoryEstimates {
   fullSeconds: number | null;
 }
 
-/** The slope (per second) of a series' last `spanMs`, by least squares; undefined with under 5 points. */
+/**
+ * The trend (per second) of a series' last `spanMs`: the least-squares slope, when the span also
+ * ends above (or below) where it began. A burst that came and went has a rising slope over the
+ * minute yet ends where it began: no trend. Undefined with under 5 points.
+ */
 function slope(t: readonly number[], y: readonly (number | null)[], spanMs: number): number | undefined {
   const end = t[t.length - 1] ?? 0;
+  let first: number | undefined;
+  let last: number | undefined;
   let n = 0;
   let sx = 0;
   let sy = 0;
@@ -102,6 +108,8 @@ function slope(t: readonly number[], y: readonly (number | null)[], spanMs: numb
     const v = y[i];
     if (v === null || v === undefined || t[i]! <= end - spanMs) continue;
     const x = (t[i]! - end) / 1000;
+    first ??= v;
+    last = v;
     n++;
     sx += x;
     sy += v;
@@ -109,7 +117,9 @@ function slope(t: readonly number[], y: readonly (number | null)[], spanMs: numb
     sxy += x * v;
   }
   const d = n * sxx - sx * sx;
-  return n < 5 || d === 0 ? undefined : (n * sxy - sx * sy) / d;
+  if (n < 5 || d === 0) return undefined;
+  const fit = (n * sxy - sx * sy) / d;
+  return Math.sign(fit) === Math.sign(last! - first!) ? fit : 0;
 }
 
 /** Time to drain and time until full from the 5 min series (its last minute) and the route now. */

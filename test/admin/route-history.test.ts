@@ -145,6 +145,19 @@ describe('estimate', () => {
     expect(r.fullSeconds).toBeCloseTo(50);
   });
 
+  it('sees no trend in a burst that came and went within the minute', () => {
+    const burst = fine(Array.from({ length: 60 }, (_, i) => (i > 40 && i < 55 ? 50 : 0)));
+    expect(estimate(burst, { inQueue: 0, usedBytes: 0, limitBytes: 1000 })).toEqual({
+      drainSeconds: 0,
+      fullSeconds: null,
+    });
+    const settling = fine(Array.from({ length: 60 }, (_, i) => (i > 40 && i < 55 ? 50 : 5)));
+    expect(estimate(settling, { inQueue: 5, usedBytes: 50, limitBytes: 1000 })).toEqual({
+      drainSeconds: null,
+      fullSeconds: null,
+    });
+  });
+
   it('says 0 to drain when empty and nothing without enough points or limits', () => {
     expect(estimate(fine([]), { inQueue: 0, usedBytes: 0 })).toEqual({ drainSeconds: 0, fullSeconds: null });
     expect(estimate(fine([5, 4]), { inQueue: 4, usedBytes: 40, limitBytes: 100 })).toEqual({

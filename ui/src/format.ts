@@ -31,3 +31,9 @@ export function ago(ms: number, now: number): string {
   if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
   return `${Math.floor(s / 86400)} d`;
 }
+
+/** A duration in seconds as "45 s", "12 min", "3 h 20 min", "2 d"; "—" when unknown. */
+export function span(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) return '—';
+  return ago(0, seconds * 1000);
+}

@@ -1,7 +1,7 @@
 /**
  * The operator dashboard (issue 11): the session (sign-in when tokens are configured), the live
  * view over one event stream, and the views chosen by the URL's hash: #/ overview, #/routes,
- * #/streams, #/mqtt, #/dead-letters/<route>.
+ * #/routes/<route>, #/streams, #/mqtt, #/dead-letters/<route>.
  */
 import { html } from 'htm/preact';
 import { render } from 'preact';
@@ -15,6 +15,7 @@ import type { ViewProps } from './views/common.js';
 import { DeadLetters } from './views/dead-letters.js';
 import { Mqtt } from './views/mqtt.js';
 import { Overview, type Rates } from './views/overview.js';
+import { RouteDetail } from './views/route-detail.js';
 import { Routes } from './views/routes.js';
 import { SignIn } from './views/sign-in.js';
 import { Streams } from './views/streams.js';
@@ -133,6 +134,7 @@ function Dashboard({ session, onSignOut }: { session: SessionInfo; onSignOut: ()
   const canAct = session.scopes?.includes('admin') ?? false;
   const page = hash.replace(/^#\/?/, '');
   const dl = /^dead-letters\/(.+)$/.exec(page);
+  const detail = /^routes\/(.+)$/.exec(page);
   const props: ViewProps | undefined = view ? { view, canAct, act, now } : undefined;
   const nav = [
     ['', 'Overview'],
@@ -140,7 +142,7 @@ function Dashboard({ session, onSignOut }: { session: SessionInfo; onSignOut: ()
     ['streams', 'Streams'],
     ['mqtt', 'MQTT'],
   ] as const;
-  const current = dl ? 'routes' : page;
+  const current = dl || detail ? 'routes' : page;
   return html`<header class="top">
       <h1>Waystation</h1>
       <nav aria-label="Views">${nav.map(
@@ -162,13 +164,15 @@ function Dashboard({ session, onSignOut }: { session: SessionInfo; onSignOut: ()
         ? html`<p>Waiting for the gateway…</p>`
         : dl
           ? html`<${DeadLetters} ...${props} route=${decodeURIComponent(dl[1]!)} />`
-          : page === 'routes'
-            ? html`<${Routes} ...${props} />`
-            : page === 'streams'
-              ? html`<${Streams} ...${props} />`
-              : page === 'mqtt'
-                ? html`<${Mqtt} ...${props} />`
-                : html`<${Overview} ...${props} rates=${rates} alerts=${alerts} /><${Routes} ...${props} />`
+          : detail
+            ? html`<${RouteDetail} key=${detail[1]} ...${props} route=${decodeURIComponent(detail[1]!)} />`
+            : page === 'routes'
+              ? html`<${Routes} ...${props} />`
+              : page === 'streams'
+                ? html`<${Streams} ...${props} />`
+                : page === 'mqtt'
+                  ? html`<${Mqtt} ...${props} />`
+                  : html`<${Overview} ...${props} rates=${rates} alerts=${alerts} /><${Routes} ...${props} />`
     }</main>`;
 }
 

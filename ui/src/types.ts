@@ -118,3 +118,52 @@ export interface MqttClient {
   keepAliveSeconds: number;
   subscriptions: number;
 }
+
+export type HistoryWindow = '5m' | '1h' | '24h';
+export type RateField = 'stored' | 'forwarded' | 'expired' | 'pruned' | 'deadLettered';
+
+/** GET /v1/routes/{route}/history: columns, oldest first; null where the gateway saw nothing. */
+export interface RouteHistory {
+  route: string;
+  window: HistoryWindow;
+  stepMs: number;
+  at: number;
+  t: number[];
+  inQueue: (number | null)[];
+  usedBytes: (number | null)[];
+  rates: Record<RateField, (number | null)[]>;
+  current: {
+    inQueue: number;
+    usedBytes: number;
+    limitBytes: number | null;
+    limitMessages: number | null;
+    oldestPendingAt: number | null;
+    lastDeliveredAt: number | null;
+  };
+  estimates: { drainSeconds: number | null; fullSeconds: number | null };
+}
+
+/** GET /v1/routes/{route}/timeline: one event. */
+export type TimelineEvent =
+  | {
+      kind: 'state';
+      at: number;
+      from: RouteStateName;
+      to: RouteStateName;
+      by?: 'operator' | 'its own failures' | 'group peer';
+      lastError?: string;
+    }
+  | { kind: 'action'; at: number; action: string; by: string; count?: number; top?: number }
+  | { kind: 'start' | 'stop'; at: number };
+
+/** GET /v1/routes:activity. */
+export interface RouteActivity {
+  at: number;
+  stepMs: number;
+  routes: {
+    name: string;
+    oldestPendingAt: number | null;
+    lastDeliveredAt: number | null;
+    inQueue: (number | null)[];
+  }[];
+}

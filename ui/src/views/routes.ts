@@ -1,16 +1,22 @@
 import { html } from 'htm/preact';
-import { useState } from 'preact/hooks';
-import { enc } from '../api.js';
-import { bytes, count } from '../format.js';
-import type { UiRoute } from '../types.js';
+import { useEffect, useState } from 'preact/hooks';
+import { enc, request } from '../api.js';
+import { Sparkline } from '../chart.js';
+import { ago, bytes, count } from '../format.js';
+import type { RouteActivity, UiRoute } from '../types.js';
 import { Dialog, type ViewProps } from './common.js';
+
+type Activity = RouteActivity['routes'][number];
 
 type Column = {
   key: string;
   label: string;
   num?: boolean;
-  value: (r: UiRoute) => string | number;
+  value: (r: UiRoute, a: Activity | undefined) => string | number;
 };
+
+/** How often the table reads the routes' activity (oldest pending, last delivery, sparkline), ms. */
+const ACTIVITY_REFRESH_MS = 5_000;
 
 const COLUMNS: Column[] = [
   { key: 'name', label: 'Name', value: (r) => r.name },
@@ -18,6 +24,11 @@ const COLUMNS: Column[] = [
   { key: 'streams', label: 'Streams', value: (r) => r.streams.join(', ') },
   { key: 'state', label: 'State', value: (r) => r.state },
   { key: 'inQueue', label: 'In queue', num: true, value: (r) => r.inQueue },
+  {
+    key: 'trend',
+    label: 'Last 5 min',
+    value: (_r, a) => Math.max(0, ...(a?.inQueue ?? []).map((v) => v ?? 0)),
+  },
   { key: 'inFlight', label: 'In flight', num: true, value: (r) => r.inFlight },
   { key: 'forwarded', label: 'Forwarded', num: true, value: (r) => r.forwarded },
   { key: 'expired', label: 'Expired', num: true, value: (r) => r.expired },
@@ -25,11 +36,20 @@ const COLUMNS: Column[] = [
   { key: 'purged', label: 'Purged', num: true, value: (r) => r.purged },
   { key: 'deadLettered', label: 'Dead-lettered', num: true, value: (r) => r.deadLettered },
   { key: 'usedBytes', label: 'Used / limit', num: true, value: (r) => r.usedBytes },
+  // Oldest first when ascending: the largest age at the top.
+  {
+    key: 'oldest',
+    label: 'Oldest pending',
+    num: true,
+    value: (_r, a) => a?.oldestPendingAt ?? Number.MAX_VALUE,
+  },
+  { key: 'lastDelivery', label: 'Last delivery', num: true, value: (_r, a) => -(a?.lastDeliveredAt ?? 0) },
+
   { key: 'lastError', label: 'Last error', value: (r) => r.lastError ?? '' },
 ];
 
 /** Who set a storing or held state: the operator or its own failures, or a group peer. */
-function cause(r: UiRoute): string {
+export function cause(r: UiRoute): string {
   if (r.state === 'held') return r.cause === 'group' ? 'group peer' : 'operator';
   if (r.state === 'storing') return r.cause === 'group' ? 'group peer' : 'its own failures';
   return '';
@@ -42,7 +62,23 @@ function Used({ r }: { r: UiRoute }) {
       aria-label=${`${r.name} used bytes`}></meter></span>`;
 }
 
-function PurgeDialog({
+function oldestAge(a: Activity | undefined, now: number): string {
+  return a?.oldestPendingAt ? ago(a.oldestPendingAt, now) : '—';
+}
+
+function lastDelivery(a: Activity | undefined, now: number): string {
+  return a?.lastDeliveredAt ? `${ago(a.lastDeliveredAt, now)} ago` : '—';
+}
+
+/** The inQueue sparkline of one row: the last 5 minutes. */
+function Trend({ r, a }: { r: UiRoute; a: Activity | undefined }) {
+  if (!a) return html`<td></td>`;
+  const peak = Math.max(0, ...a.inQueue.map((v) => v ?? 0));
+  return html`<td><${Sparkline} values=${a.inQueue} label=${`${r.name} in queue over the last 5 minutes, peak ${count(peak)}`} /></td>`;
+}
+
+/** Purge with the route's name typed to confirm (the routes table and the route detail). */
+export function PurgeDialog({
   route,
   onClose,
   act,
@@ -84,17 +120,33 @@ function PurgeDialog({
   <//>`;
 }
 
-export function Routes({ view, canAct, act }: ViewProps) {
+export function Routes({ view, canAct, act, now }: ViewProps) {
   const [filter, setFilter] = useState('');
   const [sort, setSort] = useState<{ key: string; dir: 1 | -1 }>({ key: 'name', dir: 1 });
   const [purging, setPurging] = useState<string | undefined>();
+  const [activity, setActivity] = useState<Map<string, Activity>>(new Map());
+  useEffect(() => {
+    let live = true;
+    const load = () =>
+      request<RouteActivity>('GET', '/v1/routes:activity').then(
+        (a) => live && setActivity(new Map(a.routes.map((x) => [x.name, x]))),
+        // The table still shows the live view; the next read tries again.
+        () => {},
+      );
+    void load();
+    const t = setInterval(load, ACTIVITY_REFRESH_MS);
+    return () => {
+      live = false;
+      clearInterval(t);
+    };
+  }, []);
   const column = COLUMNS.find((c) => c.key === sort.key) ?? COLUMNS[0]!;
   const f = filter.trim().toLowerCase();
   const rows = view.routes
     .filter((r) => !f || [r.name, r.target, r.state, ...r.streams].some((s) => s.toLowerCase().includes(f)))
     .sort((a, b) => {
-      const x = column.value(a);
-      const y = column.value(b);
+      const x = column.value(a, activity.get(a.name));
+      const y = column.value(b, activity.get(b.name));
       return (x < y ? -1 : x > y ? 1 : 0) * sort.dir;
     });
   const purgeRoute = view.routes.find((r) => r.name === purging);
@@ -119,11 +171,12 @@ export function Routes({ view, canAct, act }: ViewProps) {
       </tr></thead>
       <tbody>${rows.map(
         (r) => html`<tr key=${r.name} data-route=${r.name}>
-          <td><strong>${r.name}</strong><br /><a class="small" href=${`#/dead-letters/${enc(r.name)}`}>dead letters: ${count(r.deadLetters)}</a></td>
+          <td><a href=${`#/routes/${enc(r.name)}`}><strong>${r.name}</strong></a><br /><a class="small" href=${`#/dead-letters/${enc(r.name)}`}>dead letters: ${count(r.deadLetters)}</a></td>
           <td>${r.target}</td>
           <td>${r.streams.join(', ')}</td>
           <td><span class=${`state state-${r.state}`}>${r.state}</span>${cause(r) ? html`<small class="cause"> (${cause(r)})</small>` : null}</td>
           <td class="num">${count(r.inQueue)}</td>
+          <${Trend} r=${r} a=${activity.get(r.name)} />
           <td class="num">${count(r.inFlight)}</td>
           <td class="num">${count(r.forwarded)}</td>
           <td class="num">${count(r.expired)}</td>
@@ -131,6 +184,8 @@ export function Routes({ view, canAct, act }: ViewProps) {
           <td class="num">${count(r.purged)}</td>
           <td class="num">${count(r.deadLettered)}</td>
           <td class="num"><${Used} r=${r} /></td>
+          <td class="num">${oldestAge(activity.get(r.name), now)}</td>
+          <td class="num">${lastDelivery(activity.get(r.name), now)}</td>
           <td class="error-text">${r.lastError ?? ''}</td>
           ${
             canAct
