@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { uiEventsRoutes } from '../../src/admin/ui-events.js';
+import type { WaystationError } from '../../src/errors.js';
 import type { Gateway } from '../../src/gateway.js';
 import { OPEN_ACCESS, type Principal } from '../../src/ingest/http/auth.js';
 import { applyDelta } from '../../ui/src/delta.js';
@@ -55,17 +56,22 @@ async function events(port: number, headers: Record<string, string> = {}) {
   return { next, close: () => ac.abort() };
 }
 
-async function serve(resumeMs = 30_000): Promise<number> {
+async function serve(resumeMs = 30_000, maxConnections = 32): Promise<number> {
   ({ gw } = await startGateway({
     targets: { t: { type: 'null' } },
     routes: { r: { streams: ['orders'], target: 't' }, q: { streams: ['other'], target: 't' } },
   }));
   app = Fastify();
+  // The gateway's error shape, reduced to what these tests read.
+  app.setErrorHandler((err: WaystationError, _req, reply) =>
+    reply.code(err.httpStatus).send({ error: { code: err.code, message: err.message } }),
+  );
   await app.register(uiEventsRoutes, {
     ws: gw.ws,
     access: (req) => (req.headers['x-who'] === 'other' ? other : OPEN_ACCESS),
     intervalMs: 50,
     resumeMs,
+    maxConnections,
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   return (app.server.address() as AddressInfo).port;
@@ -128,5 +134,15 @@ describe('the live stream', () => {
     const late = await events(port, { 'last-event-id': first.id });
     expect((await late.next()).type).toBe('snapshot');
     late.close();
+  });
+
+  it('refuses a stream beyond the limit with its own error code', async () => {
+    const port = await serve(30_000, 1);
+    const s = await events(port);
+    await s.next();
+    const res = await fetch(`http://127.0.0.1:${port}/ui/events`);
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('WS_ERR_UI_TOO_MANY_STREAMS');
+    s.close();
   });
 });
