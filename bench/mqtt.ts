@@ -8,15 +8,28 @@
  * (default 4), first Mosquitto then Waystation (in its own process, the build in dist/ as
  * `npm start` runs it; the npm script builds first). Prints both and the ratio;
  * last line `RESULT {json}` with qos1_msgs_per_s, mosquitto_qos1_msgs_per_s, ratio.
- * Flags: --messages N, --window W, --clients C, --mosquitto URL, --dir DIR,
+ *
+ * Then the routing case (issue 13): a fresh Waystation process, the same load on an ordinary
+ * topic (`devices/bench-<r>/telemetry`, which no subscription matches) with 10 idle sessions and
+ * then with S (default 100 000), each holding a distinct subscription (`devices/<i>/cmd` or
+ * `devices/<i>/+/config`). The sessions are persistent (3.1.1, clean: false) and disconnected:
+ * each is one CONNECT + SUBSCRIBE + DISCONNECT on its own socket, cheaper than S open sockets.
+ * Each side runs 3 times (median), each run bounded to --scale-seconds (default 15); prints the
+ * throughput ratio S / 10 sessions, the broker's RSS per idle session (VmRSS before and after
+ * creating them) and its peak RSS (VmHWM); RESULT adds scale_ratio, rss_per_session_bytes,
+ * peak_rss_mb.
+ * Flags: --messages N, --window W, --clients C, --repeats R, --mosquitto URL, --dir DIR,
+ * --sessions S, --scale-seconds T, --only headline|scale,
  * --profile DIR (writes a CPU profile of the Waystation process there).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2)
@@ -29,6 +42,9 @@ const MOSQUITTO = args.get('mosquitto') ?? 'mqtt://127.0.0.1:1883';
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const root = args.get('dir') ?? join(repo, '.bench-data', 'mqtt');
 const PROFILE = args.get('profile');
+const SESSIONS = Number(args.get('sessions') ?? 100_000);
+const SCALE_SECONDS = Number(args.get('scale-seconds') ?? 15);
+const ONLY = args.get('only');
 const payload = Buffer.alloc(1024, 0x61);
 
 async function connectAll(url: string): Promise<MqttClient[]> {
@@ -47,17 +63,26 @@ async function connectAll(url: string): Promise<MqttClient[]> {
   );
 }
 
-/** Publishes N messages QoS 1 keeping WINDOW unacknowledged (split over the clients); msgs/s. */
-async function load(url: string, topic: string, count: number): Promise<number> {
+/**
+ * Publishes N messages QoS 1 keeping WINDOW unacknowledged (split over the clients); msgs/s.
+ * With `seconds`, no publish starts after that long (a slow broker ends the run early).
+ */
+async function load(
+  url: string,
+  topic: string,
+  count: number,
+  seconds = Number.POSITIVE_INFINITY,
+): Promise<number> {
   const clients = await connectAll(url);
   await Promise.all(clients.map((c) => c.publishAsync(topic, payload, { qos: 1 })));
   const perClient = Math.floor(WINDOW / CLIENTS);
   let next = 0;
   const started = process.hrtime.bigint();
+  const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
   await Promise.all(
     clients.map(async (c) => {
       const lane = async () => {
-        while (next < count) {
+        while (next < count && elapsed() < seconds) {
           next++;
           await c.publishAsync(topic, payload, { qos: 1 });
         }
@@ -65,15 +90,61 @@ async function load(url: string, topic: string, count: number): Promise<number> 
       await Promise.all(Array.from({ length: perClient }, lane));
     }),
   );
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const took = elapsed();
   await Promise.all(clients.map((c) => c.endAsync()));
-  return count / seconds;
+  return next / took;
 }
 
-async function startWaystation(): Promise<{ url: string; proc: ChildProcess }> {
-  await rm(root, { recursive: true, force: true });
-  await mkdir(root, { recursive: true });
-  const config = join(root, 'waystation.yaml');
+/**
+ * Leaves persistent sessions `idle-<from>` … `idle-<to - 1>` behind, each with one distinct
+ * subscription: CONNECT (3.1.1, clean: false), SUBSCRIBE, DISCONNECT on a socket of its own, 200
+ * at a time. The broker closes the connection after DISCONNECT; answering its FIN with a reset
+ * leaves no socket in TIME_WAIT, so 100 000 of them do not exhaust the loopback's ports.
+ */
+async function createIdleSessions(url: string, from: number, to: number): Promise<void> {
+  const { hostname, port } = new URL(url);
+  const one = (i: number) =>
+    new Promise<void>((resolve, reject) => {
+      const socket = tcpConnect({ host: hostname, port: Number(port), allowHalfOpen: true });
+      const topic = i % 2 === 0 ? `devices/${i}/cmd` : `devices/${i}/+/config`;
+      socket.once('connect', () =>
+        socket.write(
+          Buffer.concat([
+            mqttPacket.generate({
+              cmd: 'connect',
+              protocolVersion: 4,
+              clientId: `idle-${i}`,
+              clean: false,
+              keepalive: 0,
+            }),
+            mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 1 }] }),
+            mqttPacket.generate({ cmd: 'disconnect' }),
+          ]),
+        ),
+      );
+      socket.resume();
+      socket.once('end', () => socket.resetAndDestroy());
+      socket.once('close', () => resolve());
+      socket.once('error', reject);
+    });
+  let next = from;
+  const worker = async () => {
+    while (next < to) await one(next++);
+  };
+  await Promise.all(Array.from({ length: 200 }, worker));
+}
+
+/** A field of /proc/<pid>/status in MB (VmRSS: now, VmHWM: peak). */
+async function procMb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+  return kb / 1024;
+}
+
+async function startWaystation(dir: string): Promise<{ url: string; proc: ChildProcess }> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const config = join(dir, 'waystation.yaml');
   await writeFile(
     config,
     [
@@ -108,7 +179,8 @@ async function startWaystation(): Promise<{ url: string; proc: ChildProcess }> {
   return { url, proc };
 }
 
-async function main(): Promise<void> {
+/** The durable headline: Mosquitto / Waystation pairs; the median pair's figures. */
+async function headline(): Promise<Record<string, number>> {
   console.log(
     `bench:mqtt — ${N} × 1 KiB QoS 1 publishes, window ${WINDOW} over ${CLIENTS} connections, ${REPEATS} pairs`,
   );
@@ -119,7 +191,7 @@ async function main(): Promise<void> {
       `Mosquitto at ${MOSQUITTO} is not reachable (${(err as Error).message}); start it: mosquitto -d`,
     );
   }
-  const ws = await startWaystation();
+  const ws = await startWaystation(join(root, 'headline'));
   const pairs: { mosquitto: number; waystation: number }[] = [];
   try {
     await load(ws.url, 'bench/warmup', Math.min(N, 5000));
@@ -142,22 +214,80 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    ws.proc.kill('SIGTERM');
-    await new Promise((r) => ws.proc.once('exit', r));
+    await stop(ws.proc);
   }
   const median = pairs.sort((a, b) => a.waystation / a.mosquitto - b.waystation / b.mosquitto)[
     Math.floor(pairs.length / 2)
   ]!;
   const ratio = median.waystation / median.mosquitto;
   console.log(`median pair: ratio ${ratio.toFixed(3)} (target ≥ 0.5)`);
-  await rm(root, { recursive: true, force: true });
+  return {
+    qos1_msgs_per_s: Math.round(median.waystation),
+    mosquitto_qos1_msgs_per_s: Math.round(median.mosquitto),
+    ratio: Number(ratio.toFixed(3)),
+  };
+}
+
+/** Routing with 10 idle sessions, then with SESSIONS: throughput ratio and RSS per session. */
+async function scale(): Promise<Record<string, number>> {
   console.log(
-    `RESULT ${JSON.stringify({
-      qos1_msgs_per_s: Math.round(median.waystation),
-      mosquitto_qos1_msgs_per_s: Math.round(median.mosquitto),
-      ratio: Number(ratio.toFixed(3)),
-    })}`,
+    `routing: QoS 1 publishes to a topic no subscription matches, 10 then ${SESSIONS} idle persistent sessions, runs of at most ${N} messages or ${SCALE_SECONDS} s`,
   );
+  const ws = await startWaystation(join(root, 'scale'));
+  const pid = ws.proc.pid!;
+  const runs = async (label: string): Promise<number> => {
+    const rates: number[] = [];
+    for (let r = 0; r < 3; r++)
+      rates.push(await load(ws.url, `devices/bench-${r}/telemetry`, N, SCALE_SECONDS));
+    const median = rates.sort((a, b) => a - b)[1]!;
+    console.log(`${label}: ${rates.map(Math.round).join(' / ')} msgs/s, median ${Math.round(median)}`);
+    return median;
+  };
+  try {
+    await createIdleSessions(ws.url, 0, 10);
+    await load(ws.url, 'devices/bench-warmup/telemetry', Math.min(N, 5000), SCALE_SECONDS);
+    const few = await runs('10 idle sessions');
+    const rssBefore = await procMb(pid, 'VmRSS');
+    const started = Date.now();
+    await createIdleSessions(ws.url, 10, SESSIONS);
+    const rssAfter = await procMb(pid, 'VmRSS');
+    console.log(
+      `created ${SESSIONS - 10} sessions in ${((Date.now() - started) / 1000).toFixed(1)} s; broker RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MB`,
+    );
+    // Untimed, as on the 10-session side: the first run after creating them also pays for
+    // collecting the garbage their connections left.
+    await load(ws.url, 'devices/bench-warmup/telemetry', Math.min(N, 5000), SCALE_SECONDS);
+    const many = await runs(`${SESSIONS} idle sessions`);
+    const peak = await procMb(pid, 'VmHWM');
+    const ratio = many / few;
+    const perSession = ((rssAfter - rssBefore) * 1024 * 1024) / (SESSIONS - 10);
+    console.log(
+      `ratio ${SESSIONS} / 10 sessions ${ratio.toPrecision(3)} (target ≥ 0.8); RSS per idle session ${Math.round(perSession)} bytes; peak RSS ${peak.toFixed(0)} MB`,
+    );
+    return {
+      scale_few_msgs_per_s: Math.round(few),
+      scale_many_msgs_per_s: Math.round(many),
+      scale_ratio: Number(ratio.toPrecision(3)),
+      rss_per_session_bytes: Math.round(perSession),
+      peak_rss_mb: Math.round(peak),
+    };
+  } finally {
+    await stop(ws.proc);
+  }
+}
+
+async function stop(proc: ChildProcess): Promise<void> {
+  proc.kill('SIGTERM');
+  await new Promise((r) => proc.once('exit', r));
+}
+
+async function main(): Promise<void> {
+  const result = {
+    ...(ONLY === 'scale' ? {} : await headline()),
+    ...(ONLY === 'headline' ? {} : await scale()),
+  };
+  await rm(root, { recursive: true, force: true });
+  console.log(`RESULT ${JSON.stringify(result)}`);
 }
 
 main().catch((err: unknown) => {
