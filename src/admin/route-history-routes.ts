@@ -17,7 +17,7 @@ import {
   type RouteReading,
   SPARKLINE_STEP_MS,
 } from './route-history.js';
-import type { RouteTimeline } from './route-timeline.js';
+import { type RouteTimeline, TIMELINE_PER_ROUTE } from './route-timeline.js';
 import { reachableRoute } from './routes.js';
 
 export interface RouteHistoryRoutesOptions {
@@ -89,7 +89,6 @@ export function routeReader(ws: Waystation): {
 }
 
 const routeParams = nameParam('route');
-const TIMELINE_MAX = 500;
 
 export async function routeHistoryRoutes(
   app: FastifyInstance,
@@ -145,7 +144,7 @@ export async function routeHistoryRoutes(
         params: routeParams,
         querystring: {
           type: 'object',
-          properties: { limit: { type: 'integer', minimum: 1, maximum: TIMELINE_MAX, default: 100 } },
+          properties: { limit: { type: 'integer', minimum: 1, maximum: TIMELINE_PER_ROUTE, default: 100 } },
           additionalProperties: false,
         },
       },

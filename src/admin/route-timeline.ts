@@ -5,7 +5,7 @@
  * dropped first.
  *
  * Kept across restarts in `<dataDir>/dashboard/route-timeline.state` (an atomic, checksummed
- * file), saved within `saveDelayMs` of a change and at stop. A damaged file is moved aside with a
+ * file), saved within `saveDelayMs` (5 s) of a change and at stop. A damaged file is moved aside with a
  * warning and the timeline starts empty (route-history.ts, loadStateFile). Events recorded before
  * the file is loaded (the engine restores route states while the gateway opens) follow the
  * loaded ones.
@@ -49,6 +49,9 @@ const EventSchema = z.discriminatedUnion('kind', [
 export type TimelineEvent = z.infer<typeof EventSchema>;
 type NewEvent = TimelineEvent extends infer E ? (E extends TimelineEvent ? Omit<E, 'at'> : never) : never;
 
+/** Events kept per route by default (and the most GET .../timeline answers). */
+export const TIMELINE_PER_ROUTE = 200;
+
 const FILE_VERSION = 1;
 const TimelineFileSchema = z.object({
   version: z.literal(FILE_VERSION),
@@ -67,9 +70,9 @@ export function stateSetter(to: RouteStateName, cause: 'self' | 'group'): StateS
 }
 
 export interface RouteTimelineOptions {
-  /** Events kept per route. Default 500. */
+  /** Events kept per route. Default 200 (about 74 KB of memory when full). */
   perRoute?: number;
-  /** A change is saved within this, ms. Default 1000. */
+  /** A change is saved within this, ms: what a crash can lose. Default 5000. */
   saveDelayMs?: number;
   now?: () => number;
   onWarning: (message: string, err?: unknown) => void;
@@ -82,7 +85,7 @@ export class RouteTimeline {
   private readonly now: () => number;
 
   constructor(private readonly o: RouteTimelineOptions) {
-    this.perRoute = o.perRoute ?? 500;
+    this.perRoute = o.perRoute ?? TIMELINE_PER_ROUTE;
     this.now = o.now ?? Date.now;
   }
 
@@ -122,7 +125,7 @@ export class RouteTimeline {
       path,
       () => ({ version: FILE_VERSION, routes: Object.fromEntries(this.routes) }),
       (err) => this.o.onWarning(`could not save the dashboard's route timeline to ${path}`, err),
-      this.o.saveDelayMs ?? 1000,
+      this.o.saveDelayMs ?? 5000,
       fs,
     );
     this.file.changed();

@@ -80,7 +80,7 @@ describe('route history API', () => {
     for (const url of [
       '/v1/routes/secret/history?window=7d',
       '/v1/routes/secret/timeline?limit=0',
-      '/v1/routes/secret/timeline?limit=501',
+      '/v1/routes/secret/timeline?limit=201',
       '/v1/routes/secret/timeline?limit=ten',
     ]) {
       const res = await get(url);
@@ -131,7 +131,7 @@ describe('route history API', () => {
     expect((await post('/v1/routes/secret/reset-counters')).statusCode).toBe(200);
     expect((await post('/v1/routes/secret/forward', READER)).statusCode).toBe(403);
     expect((await post('/v1/routes/secret/forward')).statusCode).toBe(200);
-    const events = (await get('/v1/routes/secret/timeline?limit=500')).json().events.reverse();
+    const events = (await get('/v1/routes/secret/timeline?limit=200')).json().events.reverse();
     const summary = events.map((e: Record<string, unknown>) =>
       e.kind === 'action'
         ? `${e.action} by ${e.by}${e.count !== undefined ? ` count ${e.count}` : ''}${e.top !== undefined ? ` top ${e.top}` : ''}`
