@@ -9,15 +9,16 @@
  * `npm start` runs it; the npm script builds first). Prints both and the ratio;
  * last line `RESULT {json}` with qos1_msgs_per_s, mosquitto_qos1_msgs_per_s, ratio.
  *
- * Then the routing case (issue 13): a fresh Waystation process, the same load on an ordinary
- * topic (`devices/bench-<r>/telemetry`, which no subscription matches) with 10 idle sessions and
- * then with S (default 100 000), each holding a distinct subscription (`devices/<i>/cmd` or
- * `devices/<i>/+/config`). The sessions are persistent (3.1.1, clean: false) and disconnected:
- * each is one CONNECT + SUBSCRIBE + DISCONNECT on its own socket, cheaper than S open sockets.
- * Each side runs 3 times (median), each run bounded to --scale-seconds (default 15); prints the
- * throughput ratio S / 10 sessions, the broker's RSS per idle session (VmRSS before and after
- * creating them) and its peak RSS (VmHWM); RESULT adds scale_ratio, rss_per_session_bytes,
- * peak_rss_mb.
+ * Then the routing case (issue 13): the same load on an ordinary topic
+ * (`devices/bench-<r>/telemetry`, which no subscription matches) against two fresh Waystation
+ * processes, one with 10 idle sessions and one with S (default 100 000), each session holding a
+ * distinct subscription (`devices/<i>/cmd` or `devices/<i>/+/config`). The sessions are
+ * persistent (3.1.1, clean: false) and disconnected: each is one CONNECT + SUBSCRIBE + DISCONNECT
+ * on its own socket, cheaper than S open sockets. R pairs alternate between the two processes,
+ * each run bounded to --scale-seconds (default 15); prints the median throughput ratio S / 10,
+ * the same by the broker's CPU time per message (less sensitive to other load on the machine),
+ * the broker's RSS per idle session (VmRSS before and after creating them) and its peak RSS
+ * (VmHWM); RESULT adds scale_ratio, scale_cpu_ratio, rss_per_session_bytes, peak_rss_mb.
  * Flags: --messages N, --window W, --clients C, --repeats R, --mosquitto URL, --dir DIR,
  * --sessions S, --scale-seconds T, --only headline|scale,
  * --profile DIR (writes a CPU profile of the Waystation process there).
@@ -73,6 +74,16 @@ async function load(
   count: number,
   seconds = Number.POSITIVE_INFINITY,
 ): Promise<number> {
+  const { published, took } = await timedLoad(url, topic, count, seconds);
+  return published / took;
+}
+
+async function timedLoad(
+  url: string,
+  topic: string,
+  count: number,
+  seconds: number,
+): Promise<{ published: number; took: number }> {
   const clients = await connectAll(url);
   await Promise.all(clients.map((c) => c.publishAsync(topic, payload, { qos: 1 })));
   const perClient = Math.floor(WINDOW / CLIENTS);
@@ -92,7 +103,7 @@ async function load(
   );
   const took = elapsed();
   await Promise.all(clients.map((c) => c.endAsync()));
-  return next / took;
+  return { published: next, took };
 }
 
 /**
@@ -132,6 +143,14 @@ async function createIdleSessions(url: string, from: number, to: number): Promis
     while (next < to) await one(next++);
   };
   await Promise.all(Array.from({ length: 200 }, worker));
+}
+
+/** CPU time of a process, all its threads (V8's GC helpers included), in seconds. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after "(comm)": utime and stime are the 12th and 13th, in USER_HZ (100 on Linux).
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** A field of /proc/<pid>/status in MB (VmRSS: now, VmHWM: peak). */
@@ -228,51 +247,64 @@ async function headline(): Promise<Record<string, number>> {
   };
 }
 
-/** Routing with 10 idle sessions, then with SESSIONS: throughput ratio and RSS per session. */
+/**
+ * Routing with 10 idle sessions against SESSIONS, in two gateway processes side by side: the
+ * runs alternate between them, so a slow spell of the shared machine hits both. Per pair the
+ * throughput ratio and the broker's CPU per message; RSS per idle session from the second.
+ */
 async function scale(): Promise<Record<string, number>> {
   console.log(
-    `routing: QoS 1 publishes to a topic no subscription matches, 10 then ${SESSIONS} idle persistent sessions, runs of at most ${N} messages or ${SCALE_SECONDS} s`,
+    `routing: QoS 1 publishes to a topic no subscription matches, 10 against ${SESSIONS} idle persistent sessions, ${REPEATS} pairs of at most ${N} messages or ${SCALE_SECONDS} s`,
   );
-  const ws = await startWaystation(join(root, 'scale'));
-  const pid = ws.proc.pid!;
-  const runs = async (label: string): Promise<number> => {
-    const rates: number[] = [];
-    for (let r = 0; r < 3; r++)
-      rates.push(await load(ws.url, `devices/bench-${r}/telemetry`, N, SCALE_SECONDS));
-    const median = rates.sort((a, b) => a - b)[1]!;
-    console.log(`${label}: ${rates.map(Math.round).join(' / ')} msgs/s, median ${Math.round(median)}`);
-    return median;
+  const few = await startWaystation(join(root, 'scale-10'));
+  const many = await startWaystation(join(root, 'scale-many')).catch(async (err: unknown) => {
+    await stop(few.proc);
+    throw err;
+  });
+  const run = async (ws: { url: string; proc: ChildProcess }, r: number) => {
+    const cpu = await cpuSeconds(ws.proc.pid!);
+    const { published, took } = await timedLoad(ws.url, `devices/bench-${r}/telemetry`, N, SCALE_SECONDS);
+    return { rate: published / took, cpuUs: (((await cpuSeconds(ws.proc.pid!)) - cpu) * 1e6) / published };
   };
   try {
-    await createIdleSessions(ws.url, 0, 10);
-    await load(ws.url, 'devices/bench-warmup/telemetry', Math.min(N, 5000), SCALE_SECONDS);
-    const few = await runs('10 idle sessions');
-    const rssBefore = await procMb(pid, 'VmRSS');
+    await createIdleSessions(few.url, 0, 10);
+    await createIdleSessions(many.url, 0, 10);
+    const rssBefore = await procMb(many.proc.pid!, 'VmRSS');
     const started = Date.now();
-    await createIdleSessions(ws.url, 10, SESSIONS);
-    const rssAfter = await procMb(pid, 'VmRSS');
+    await createIdleSessions(many.url, 10, SESSIONS);
+    const rssAfter = await procMb(many.proc.pid!, 'VmRSS');
     console.log(
       `created ${SESSIONS - 10} sessions in ${((Date.now() - started) / 1000).toFixed(1)} s; broker RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MB`,
     );
-    // Untimed, as on the 10-session side: the first run after creating them also pays for
-    // collecting the garbage their connections left.
-    await load(ws.url, 'devices/bench-warmup/telemetry', Math.min(N, 5000), SCALE_SECONDS);
-    const many = await runs(`${SESSIONS} idle sessions`);
-    const peak = await procMb(pid, 'VmHWM');
-    const ratio = many / few;
+    // Untimed, as in the headline; on the second it also collects what the connections left.
+    for (const ws of [few, many])
+      await load(ws.url, 'devices/bench-warmup/telemetry', Math.min(N, 5000), SCALE_SECONDS);
+    const pairs: { ratio: number; cpuRatio: number }[] = [];
+    for (let r = 0; r < REPEATS; r++) {
+      const a = r % 2 === 0 ? await run(few, r) : undefined;
+      const b = await run(many, r);
+      const f = a ?? (await run(few, r));
+      pairs.push({ ratio: b.rate / f.rate, cpuRatio: f.cpuUs / b.cpuUs });
+      console.log(
+        `pair ${r + 1}: 10 sessions ${Math.round(f.rate)} msgs/s (${f.cpuUs.toFixed(1)} µs CPU/msg), ${SESSIONS} sessions ${Math.round(b.rate)} msgs/s (${b.cpuUs.toFixed(1)} µs CPU/msg), ratio ${(b.rate / f.rate).toFixed(3)}`,
+      );
+    }
+    const median = (xs: number[]) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+    const ratio = median(pairs.map((p) => p.ratio));
+    const cpuRatio = median(pairs.map((p) => p.cpuRatio));
+    const peak = await procMb(many.proc.pid!, 'VmHWM');
     const perSession = ((rssAfter - rssBefore) * 1024 * 1024) / (SESSIONS - 10);
     console.log(
-      `ratio ${SESSIONS} / 10 sessions ${ratio.toPrecision(3)} (target ≥ 0.8); RSS per idle session ${Math.round(perSession)} bytes; peak RSS ${peak.toFixed(0)} MB`,
+      `median ratio ${SESSIONS} / 10 sessions ${ratio.toPrecision(3)} (target ≥ 0.8), by broker CPU per message ${cpuRatio.toPrecision(3)}; RSS per idle session ${Math.round(perSession)} bytes; peak RSS ${peak.toFixed(0)} MB`,
     );
     return {
-      scale_few_msgs_per_s: Math.round(few),
-      scale_many_msgs_per_s: Math.round(many),
       scale_ratio: Number(ratio.toPrecision(3)),
+      scale_cpu_ratio: Number(cpuRatio.toPrecision(3)),
       rss_per_session_bytes: Math.round(perSession),
       peak_rss_mb: Math.round(peak),
     };
   } finally {
-    await stop(ws.proc);
+    await Promise.all([stop(few.proc), stop(many.proc)]);
   }
 }
 
