@@ -28,7 +28,7 @@ export function filterMetricsText(text: string, reach: MetricsReach): string {
     if (name === 'stream') return principal.reaches(value);
     if (name === 'route') {
       const streams = reach.routeStreams(value);
-      return streams !== undefined && streams.every((s) => principal.reaches(s));
+      return streams?.every((s) => principal.reaches(s)) ?? false;
     }
     if (name === 'topic') {
       const stream = reach.topicStream(value);

@@ -48,7 +48,10 @@ export async function createTarget(name: string, config: TargetConfig, ctx: Targ
     case 'nats':
       return new (await import('./nats-target.js')).NatsTarget({ ...config, timeoutMs: config.timeout });
     case 'postgres':
-      return new (await import('./postgres-target.js')).PostgresTarget({ ...config, timeoutMs: config.timeout });
+      return new (await import('./postgres-target.js')).PostgresTarget({
+        ...config,
+        timeoutMs: config.timeout,
+      });
     case 'redis':
       return new (await import('./redis-target.js')).RedisTarget({ ...config, timeoutMs: config.timeout });
     case 'waystation':
