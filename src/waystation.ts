@@ -25,7 +25,7 @@ import {
   UnknownMessageError,
   WaystationError,
 } from './errors.js';
-import type { StorageFileSystem } from './log/index.js';
+import type { LogOptions, StorageFileSystem } from './log/index.js';
 import type { MessageStore } from './store/backend.js';
 import { DataDirLock } from './store/data-dir-lock.js';
 import type { DeadLetter } from './store/dead-letters.js';
@@ -243,6 +243,8 @@ export class Waystation {
     private readonly shutdownTimeoutMs: number,
     private readonly now: () => number,
     private readonly cluster: OpenCluster | undefined,
+    /** How node-local logs of adapters (the MQTT session journal) write: the storage settings. */
+    readonly localLogOptions: LogOptions,
   ) {
     const node = cluster?.backend.node;
     if (node) {
@@ -341,6 +343,12 @@ export class Waystation {
         c.shutdownTimeout,
         clock ? () => clock.now() : Date.now,
         cluster,
+        {
+          fsync: c.storage.fsync,
+          fsyncIntervalMs: c.storage.fsyncInterval,
+          writeTimeoutMs: c.storage.writeTimeout,
+          fileSystem: options.fileSystem,
+        },
       );
       await engine.start();
       return ws;

@@ -402,6 +402,8 @@ const mqtt = z.strictObject({
     .optional(),
   /** Messages queued per offline session for ordinary (not store-and-forward) topics; overflow is counted. */
   maxQueuedMessages: positiveInt.default(1000),
+  /** Payload bytes queued per offline session for ordinary topics; beyond, messages are dropped and counted. */
+  maxQueuedBytes: size.default(64 * 1024 * 1024),
   /** Largest packet accepted (and announced to MQTT 5 clients). MQTT's own limit is 268435455. */
   maxPacketSize: size.default(16 * 1024 * 1024),
   /** QoS 1/2 messages in flight to one client when it does not announce a Receive Maximum. */

@@ -3,6 +3,8 @@
  * takeover and expiry, routing of live messages to subscriptions (shared ones round-robin),
  * retained messages, wills, and store-and-forward topics — a publish to one is answered only
  * once its stream holds it durably, and its subscribers are served by cursors over the stream.
+ * Persistent sessions (a session expiry) are kept in the session journal: their subscriptions,
+ * and the QoS 1/2 messages routed to them, journaled before the publisher is answered.
  */
 import { join } from 'node:path';
 import type { QoS } from 'mqtt-packet';
@@ -14,10 +16,16 @@ import type { BatchMessage, Waystation } from '../../waystation.js';
 import { type BrokerMessage, toHeaders } from './message.js';
 import { RetainedMessages } from './retained.js';
 import { type DropReason, Session, type Subscription } from './session.js';
+import {
+  type JournaledDelivery,
+  type SavedSession,
+  type SavedSubscription,
+  SessionJournal,
+} from './session-journal.js';
 import { type Pick, type PickFn, SfCursor } from './sf-cursor.js';
 import { type SfTopic, StoreAndForwardTopics, type TopicInfo } from './sf-topics.js';
 import { type SharedGroup, SubscriptionIndex } from './subscription-index.js';
-import { filtersOverlap, topicMatches } from './topic.js';
+import { filtersOverlap, parseShared, topicMatches } from './topic.js';
 
 export type MqttConfig = NonNullable<WaystationConfig['mqtt']>;
 
@@ -80,6 +88,8 @@ const RETENTION_CHECK_MS = 60_000;
 /** Bounds of one batched append (well below the log's 1 GiB per append). */
 const BATCH_MESSAGES = 1000;
 const BATCH_BYTES = 8 * 1024 * 1024;
+/** Segments of the session journal: small, so compaction frees space soon. */
+const JOURNAL_SEGMENT_BYTES = 8 * 1024 * 1024;
 
 interface PendingBatch {
   messages: BatchMessage[];
@@ -114,6 +124,7 @@ export class Broker {
     readonly config: MqttConfig,
     private readonly retained: RetainedMessages,
     readonly topics: StoreAndForwardTopics,
+    private readonly journal: SessionJournal,
     private readonly logger: Logger,
     private readonly clock: Clock,
   ) {
@@ -134,7 +145,79 @@ export class Broker {
     const retained = await RetainedMessages.open(dir, onError, () => clock.now());
     const topics = await StoreAndForwardTopics.open(ws, dir, config.storeAndForwardTopics, clock, onError);
     await topics.refreshRetention();
-    return new Broker(ws, config, retained, topics, logger, clock);
+    const { journal, sessions } = await SessionJournal.open(
+      join(dir, 'sessions'),
+      { ...ws.localLogOptions, segmentBytes: JOURNAL_SEGMENT_BYTES },
+      onError,
+    );
+    const broker = new Broker(ws, config, retained, topics, journal, logger, clock);
+    broker.restoreSessions(sessions);
+    return broker;
+  }
+
+  /** After a restart: the journaled sessions again, offline, with what they were owed; expired ones end. */
+  private restoreSessions(saved: readonly SavedSession[]): void {
+    const now = this.clock.now();
+    for (const s of saved) {
+      // Connected when the broker stopped: the expiry counts from now.
+      const since = s.disconnectedAt ?? now;
+      const left = s.expiryMs - (now - since);
+      if (left <= 0) {
+        this.journal.ended(s.clientId);
+        continue;
+      }
+      if (s.disconnectedAt === undefined) this.journal.disconnected(s.clientId, now, s.expiryMs);
+      const session = this.newSession(s.clientId);
+      session.expiryMs = s.expiryMs;
+      session.onJournaledDone = (id) => this.journal.done(s.clientId, id);
+      this.sessions.set(s.clientId, session);
+      const topics = new Set<SfTopic>();
+      for (const saved of s.subscriptions) {
+        const sub = this.subscriptionFrom(saved);
+        session.subscriptions.set(sub.filter, sub);
+        this.index.add(session, sub);
+        for (const f of sub.storeAndForward) {
+          const t = this.topics.get(f);
+          if (t) topics.add(t);
+        }
+      }
+      for (const t of topics) this.track(session, t);
+      for (const m of s.messages) session.deliver(m.message, m.qos, m.subscriptionIds, m.retain, m.id);
+      this.scheduleExpiry(session, left);
+    }
+  }
+
+  private subscriptionFrom(saved: SavedSubscription): Subscription {
+    // Journaled as accepted, so well-formed.
+    const shared = parseShared(saved.filter);
+    const sub: Subscription = {
+      ...saved,
+      match: shared?.filter ?? saved.filter,
+      shareGroup: shared?.group,
+      storeAndForward: [],
+    };
+    if (sub.shareGroup === undefined)
+      sub.storeAndForward = this.topics.overlapping(sub.match).map((t) => t.filter);
+    return sub;
+  }
+
+  /** Keeps the journal's copy of a persistent session's subscriptions and expiry current. */
+  private journalSession(session: Session): void {
+    if (session.expiryMs <= 0) {
+      this.journal.ended(session.clientId);
+      session.onJournaledDone = undefined;
+      return;
+    }
+    const subs: SavedSubscription[] = [...session.subscriptions.values()].map((s) => ({
+      filter: s.filter,
+      qos: s.qos,
+      noLocal: s.noLocal,
+      retainAsPublished: s.retainAsPublished,
+      retainHandling: s.retainHandling,
+      subscriptionId: s.subscriptionId,
+    }));
+    this.journal.saveSession(session.clientId, session.expiryMs, subs);
+    session.onJournaledDone = (id) => this.journal.done(session.clientId, id);
   }
 
   stats(): BrokerStats {
@@ -185,22 +268,11 @@ export class Broker {
     if (session && options.cleanStart) {
       this.index.removeSession(session);
       session.discard();
+      this.journal.ended(clientId);
       session = undefined;
     }
     if (!session) {
-      session = new Session(
-        clientId,
-        this.config.maxQueuedMessages,
-        {
-          dropped: (reason, err) => {
-            this.counters[reason]++;
-            if (err !== undefined)
-              this.logger.warn({ err, clientId }, 'mqtt: a message could not be encoded; not sent');
-          },
-          sent: () => this.sent++,
-        },
-        () => this.clock.now(),
-      );
+      session = this.newSession(clientId);
       this.sessions.set(clientId, session);
       // After a restart only store-and-forward subscriptions are known (saved with their positions).
       if (!options.cleanStart) sessionPresent = this.restoreSfSubscriptions(session) || sessionPresent;
@@ -208,6 +280,7 @@ export class Broker {
     if (session.expiryTimer) clearTimeout(session.expiryTimer);
     session.expiryTimer = undefined;
     session.expiryMs = options.expiryMs;
+    this.journalSession(session);
     this.connections.set(session, conn);
     if (options.will) this.wills.set(clientId, { will: options.will, timer: undefined });
     return { session, sessionPresent };
@@ -246,12 +319,33 @@ export class Broker {
     }
     if (session.expiryMs <= 0) this.endSession(session);
     else {
-      session.expiryTimer = setTimeout(
-        () => this.endSession(session),
-        Math.min(session.expiryMs, 2 ** 31 - 1),
-      );
-      session.expiryTimer.unref();
+      // The expiry may have changed on DISCONNECT (MQTT 5).
+      if (this.journal.has(session.clientId))
+        this.journal.disconnected(session.clientId, this.clock.now(), session.expiryMs);
+      this.scheduleExpiry(session, session.expiryMs);
     }
+  }
+
+  private newSession(clientId: string): Session {
+    return new Session(
+      clientId,
+      this.config.maxQueuedMessages,
+      {
+        dropped: (reason, err) => {
+          this.counters[reason]++;
+          if (err !== undefined)
+            this.logger.warn({ err, clientId }, 'mqtt: a message could not be encoded; not sent');
+        },
+        sent: () => this.sent++,
+      },
+      () => this.clock.now(),
+      this.config.maxQueuedBytes,
+    );
+  }
+
+  private scheduleExpiry(session: Session, ms: number): void {
+    session.expiryTimer = setTimeout(() => this.endSession(session), Math.min(ms, 2 ** 31 - 1));
+    session.expiryTimer.unref();
   }
 
   private endSession(session: Session): void {
@@ -259,6 +353,7 @@ export class Broker {
     this.sessions.delete(session.clientId);
     this.index.removeSession(session);
     session.discard();
+    this.journal.ended(session.clientId);
     if (this.wills.has(session.clientId)) this.fireWill(session.clientId);
   }
 
@@ -291,7 +386,8 @@ export class Broker {
       else await Promise.all(sfTopics.map((t) => this.store(t.stream, stored, idempotencyKey)));
     }
     if (message.retain) this.retained.set(message);
-    this.route(message, publisher, sfTopics);
+    // Copies for persistent sessions are journaled before the publisher is answered.
+    await this.route(message, publisher, sfTopics);
   }
 
   /** A publish nobody can be told about (QoS 0, a will): failing to store it is logged and counted. */
@@ -358,7 +454,11 @@ export class Broker {
    * topic, hence is tracked on it (its cached `storeAndForward` is not empty). Shared
    * subscriptions are live only.
    */
-  private route(message: BrokerMessage, publisher: string, stored: readonly SfTopic[]): void {
+  private route(
+    message: BrokerMessage,
+    publisher: string,
+    stored: readonly SfTopic[],
+  ): Promise<void> | undefined {
     const best = new Map<Session, { qos: QoS; ids: number[]; retain: boolean }>();
     const groups: SharedGroup[] = [];
     const isStored = stored.length > 0;
@@ -384,7 +484,12 @@ export class Broker {
       },
       group: (group) => groups.push(group),
     });
-    for (const [session, b] of best) session.deliver(message, b.qos, b.ids, b.retain);
+    const targets: { session: Session; delivery: JournaledDelivery }[] = [];
+    for (const [session, b] of best)
+      targets.push({
+        session,
+        delivery: { clientId: session.clientId, qos: b.qos, subscriptionIds: b.ids, retain: b.retain },
+      });
     for (const group of groups) {
       // Round-robin, preferring connected members [MQTT 5.0 §4.8.2].
       const members = [...group.members];
@@ -392,8 +497,29 @@ export class Broker {
       const pool = connected.length > 0 ? connected : members;
       const [session, sub] = pool[group.turn++ % pool.length]!;
       const ids = sub.subscriptionId === undefined ? [] : [sub.subscriptionId];
-      session.deliver(message, Math.min(sub.qos, message.qos) as QoS, ids, false);
+      targets.push({
+        session,
+        delivery: {
+          clientId: session.clientId,
+          qos: Math.min(sub.qos, message.qos) as QoS,
+          subscriptionIds: ids,
+          retain: false,
+        },
+      });
     }
+    const journaled = targets.filter((t) => t.delivery.qos > 0 && this.journal.has(t.session.clientId));
+    const entry =
+      journaled.length > 0
+        ? this.journal.addMessage(
+            message,
+            journaled.map((t) => t.delivery),
+          )
+        : undefined;
+    for (const { session, delivery: d } of targets) {
+      const id = entry && d.qos > 0 && this.journal.has(session.clientId) ? entry.id : undefined;
+      session.deliver(message, d.qos, d.subscriptionIds, d.retain, id);
+    }
+    return entry?.durable;
   }
 
   // --- subscriptions ----------------------------------------------------------------------
@@ -412,6 +538,7 @@ export class Broker {
     // Same filter, same path in the index: a replaced subscription is already there (updated in place).
     if (!old) this.index.add(session, current);
     for (const t of sfTopics) this.track(session, t);
+    if (this.journal.has(session.clientId)) this.journalSession(session);
     // Retained messages: rh 0 always, 1 only for a new subscription, 2 never; not for shared ones.
     if (sub.shareGroup !== undefined || sub.retainHandling === 2 || (sub.retainHandling === 1 && existed))
       return;
@@ -430,6 +557,7 @@ export class Broker {
     if (!sub) return false;
     session.subscriptions.delete(filter);
     this.index.remove(session, sub);
+    if (this.journal.has(session.clientId)) this.journalSession(session);
     for (const f of sub.storeAndForward) {
       const t = this.topics.get(f);
       if (t) this.track(session, t);
@@ -640,6 +768,10 @@ export class Broker {
     this.closed = true;
     this.retentionTimer?.cancel();
     this.unsubscribePublished();
+    const now = this.clock.now();
+    for (const session of this.connections.keys())
+      if (this.journal.has(session.clientId))
+        this.journal.disconnected(session.clientId, now, session.expiryMs);
     for (const [session, conn] of [...this.connections]) {
       this.stopCursors(session);
       conn.close(Reason.serverShuttingDown);
@@ -648,6 +780,7 @@ export class Broker {
     for (const s of this.sessions.values()) if (s.expiryTimer) clearTimeout(s.expiryTimer);
     await this.topics.flush();
     await this.retained.flush();
+    await this.journal.close();
   }
 }
 

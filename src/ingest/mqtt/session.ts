@@ -78,11 +78,23 @@ export class Session {
   expiryTimer: NodeJS.Timeout | undefined;
   /** Wakes whatever else has messages for this session (store-and-forward cursors) when the window opens. */
   onWindowOpen: (() => void) | undefined;
+  /**
+   * For a session in the session journal: called with a journaled message's id once the session
+   * is done with it (acknowledged, or dropped as MQTT allows), so it is not resent after a restart.
+   */
+  onJournaledDone: ((id: number) => void) | undefined;
   private readonly inflight = new Map<number, Outgoing>();
   /** In flight from an earlier connection, resent on this one as its receive window allows. */
   private resend: Outgoing[] = [];
   private resendPubrel: ((packetId: number) => void) | undefined;
-  private queue: { message: BrokerMessage; qos: QoS; subscriptionIds: number[]; retain: boolean }[] = [];
+  private queue: {
+    message: BrokerMessage;
+    qos: QoS;
+    subscriptionIds: number[];
+    retain: boolean;
+    journalId: number | undefined;
+  }[] = [];
+  private queuedBytes = 0;
   private nextPacketId = 1;
 
   constructor(
@@ -90,6 +102,7 @@ export class Session {
     private readonly maxQueued: number,
     private readonly counters: SessionCounters,
     private readonly now: () => number = Date.now,
+    private readonly maxQueuedBytes: number = Number.POSITIVE_INFINITY,
   ) {}
 
   get queued(): number {
@@ -113,8 +126,17 @@ export class Session {
     );
   }
 
-  /** Delivers a live message (queued while offline or the window is full). */
-  deliver(message: BrokerMessage, qos: QoS, subscriptionIds: number[], retain: boolean): void {
+  /**
+   * Delivers a live message (queued while offline or the window is full, up to the message and
+   * byte bounds). `journalId`: the message is in the session journal under this id.
+   */
+  deliver(
+    message: BrokerMessage,
+    qos: QoS,
+    subscriptionIds: number[],
+    retain: boolean,
+    journalId?: number,
+  ): void {
     const link = this.link;
     if (
       link &&
@@ -123,14 +145,22 @@ export class Session {
       this.resend.length === 0 &&
       (qos === 0 || this.inflightCount < link.receiveMaximum)
     ) {
-      this.send(message, qos, subscriptionIds, retain, undefined, true);
+      this.send(message, qos, subscriptionIds, retain, this.journalDone(journalId), true);
       return;
     }
-    if (this.queue.length >= this.maxQueued) {
+    const bytes = message.payload.byteLength;
+    if (this.queue.length >= this.maxQueued || this.queuedBytes + bytes > this.maxQueuedBytes) {
       this.counters.dropped('queue-full');
+      this.journalDone(journalId)?.();
       return;
     }
-    this.queue.push({ message, qos, subscriptionIds, retain });
+    this.queue.push({ message, qos, subscriptionIds, retain, journalId });
+    this.queuedBytes += bytes;
+  }
+
+  private journalDone(journalId: number | undefined): (() => void) | undefined {
+    if (journalId === undefined) return undefined;
+    return () => this.onJournaledDone?.(journalId);
   }
 
   /**
@@ -277,7 +307,15 @@ export class Session {
       if (link.congested) return;
       if (next.qos > 0 && this.inflightCount >= link.receiveMaximum) return;
       this.queue.shift();
-      this.send(next.message, next.qos, next.subscriptionIds, next.retain, undefined, true);
+      this.queuedBytes -= next.message.payload.byteLength;
+      this.send(
+        next.message,
+        next.qos,
+        next.subscriptionIds,
+        next.retain,
+        this.journalDone(next.journalId),
+        true,
+      );
     }
     if (this.inflightCount < link.receiveMaximum) this.onWindowOpen?.();
   }
@@ -285,6 +323,7 @@ export class Session {
   /** Ends the session: nothing more is delivered. */
   discard(): void {
     this.queue = [];
+    this.queuedBytes = 0;
     this.resend = [];
     this.inflight.clear();
     this.incomingQos2.clear();
