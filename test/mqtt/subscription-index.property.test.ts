@@ -34,7 +34,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       kind: fc.constant('subscribe' as const),
       client,
       match: filter,
-      group: fc.option(fc.constantFrom('g', 'h'), { nil: undefined }),
+      group: fc.option(fc.constantFrom('g', 'h'), { nil: undefined, freq: 2 }),
       qos: fc.constantFrom<QoS>(0, 1, 2),
     }),
   },
@@ -133,6 +133,7 @@ describe('mqtt subscription index (model test against the plain matcher)', () =>
           } else {
             expect(fromIndex(index, sessions, o.topic)).toEqual(fromScan(sessions, o.topic));
           }
+          expect(index.size).toBe(sessions.reduce((n, s) => n + s.subscriptions.size, 0));
         }
         for (const t of finalTopics) expect(fromIndex(index, sessions, t)).toEqual(fromScan(sessions, t));
         for (const s of sessions) index.removeSession(s);

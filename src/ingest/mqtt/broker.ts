@@ -78,6 +78,8 @@ interface Will {
 export interface BrokerStats {
   connections: number;
   sessions: number;
+  /** Subscriptions of every session, connected or not (the subscription index's size). */
+  subscriptions: number;
   retained: number;
   received: number;
   sent: number;
@@ -224,6 +226,7 @@ export class Broker {
     return {
       connections: this.connections.size,
       sessions: this.sessions.size,
+      subscriptions: this.index.size,
       retained: this.retained.size,
       received: this.received,
       sent: this.sent,

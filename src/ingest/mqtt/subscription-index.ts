@@ -33,6 +33,7 @@ export interface IndexVisitor {
 
 export class SubscriptionIndex {
   private readonly root: TopicNode = {};
+  private count = 0;
 
   /** Adds a subscription of the session (a new filter; a repeated SUBSCRIBE updates `sub` in place). */
   add(session: Session, sub: Subscription): void {
@@ -46,18 +47,21 @@ export class SubscriptionIndex {
       }
       node = child;
     }
+    let holders: Map<Session, Subscription>;
     if (sub.shareGroup === undefined) {
       node.subscribers ??= new Map();
-      node.subscribers.set(session, sub);
-      return;
+      holders = node.subscribers;
+    } else {
+      node.groups ??= new Map();
+      let group = node.groups.get(sub.shareGroup);
+      if (!group) {
+        group = { members: new Map(), turn: 0 };
+        node.groups.set(sub.shareGroup, group);
+      }
+      holders = group.members;
     }
-    node.groups ??= new Map();
-    let group = node.groups.get(sub.shareGroup);
-    if (!group) {
-      group = { members: new Map(), turn: 0 };
-      node.groups.set(sub.shareGroup, group);
-    }
-    group.members.set(session, sub);
+    if (!holders.has(session)) this.count++;
+    holders.set(session, sub);
   }
 
   /** Removes a subscription of the session; nodes left empty are pruned. */
@@ -70,10 +74,11 @@ export class SubscriptionIndex {
       path.push({ parent: node, level, node: child });
       node = child;
     }
-    if (sub.shareGroup === undefined) node.subscribers?.delete(session);
-    else {
+    if (sub.shareGroup === undefined) {
+      if (node.subscribers?.delete(session)) this.count--;
+    } else {
       const group = node.groups?.get(sub.shareGroup);
-      group?.members.delete(session);
+      if (group?.members.delete(session)) this.count--;
       if (group?.members.size === 0) node.groups!.delete(sub.shareGroup);
     }
     for (let i = path.length - 1; i >= 0; i--) {
@@ -116,6 +121,11 @@ export class SubscriptionIndex {
       const literal = children.get(levels[depth]!);
       if (literal) pending.push({ node: literal, depth: depth + 1 });
     }
+  }
+
+  /** How many subscriptions the tree holds. */
+  get size(): number {
+    return this.count;
   }
 
   /** Whether the tree holds nothing: every subscription removed left no node behind. */
