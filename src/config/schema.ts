@@ -420,6 +420,12 @@ const mqtt = z.strictObject({
       'MQTT keep-alive is whole seconds up to 65535s and a bare number is milliseconds: write e.g. "60s"',
     )
     .default(0),
+  /**
+   * The MQTT 5 SUBACK code for a subscription the client's ACL refuses: 0x87 Not authorized, or
+   * 0x80 Unspecified error for clients that take no other failure code (Eclipse Paho Python's
+   * MQTT 5 client). MQTT 3.1.1 has only 0x80.
+   */
+  deniedSubscriptionReason: z.enum(['notAuthorized', 'unspecified']).default('notAuthorized'),
   storeAndForwardTopics: z.array(storeAndForwardTopicSchema).default([]),
 });
 

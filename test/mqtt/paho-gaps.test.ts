@@ -296,6 +296,27 @@ describe('mqtt broker: subscriptions refused by the ACL (mqtt.anonymous, denySub
     }
   });
 
+  it('answers 0x80 to MQTT 5 clients too with deniedSubscriptionReason: unspecified', async () => {
+    const { gw } = await startGateway({ mqtt: { ...mqttConfig, deniedSubscriptionReason: 'unspecified' } });
+    try {
+      const c = await rawClient(mqttUrl(gw), 5);
+      c.connect('sub-unspecified');
+      c.send({
+        cmd: 'subscribe',
+        messageId: 3,
+        subscriptions: [
+          { topic: 'test/nosubscribe', qos: 1 },
+          { topic: 'test/other', qos: 1 },
+        ],
+      });
+      await until(() => c.packets.some((p) => p.cmd === 'suback'), 2000, 'SUBACK');
+      expect(c.packets.find((p) => p.cmd === 'suback')).toMatchObject({ messageId: 3, granted: [0x80, 1] });
+      c.socket.destroy();
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('never delivers a denied topic through a broader subscription, live or retained', async () => {
     const { gw } = await startGateway({ mqtt: mqttConfig });
     try {

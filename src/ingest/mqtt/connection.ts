@@ -565,7 +565,11 @@ export class Connection implements ClientConnection, Link {
         return;
       }
       if (!Auth.maySubscribe(this.principal, match)) {
-        granted.push(v5 ? Reason.notAuthorized : 0x80);
+        const denied =
+          this.options.broker.config.deniedSubscriptionReason === 'unspecified'
+            ? Reason.unspecified
+            : Reason.notAuthorized;
+        granted.push(v5 ? denied : 0x80);
         continue;
       }
       const qos = Math.min(s.qos, 2) as QoS;
