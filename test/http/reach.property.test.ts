@@ -142,14 +142,16 @@ describe('authorization reach', () => {
                 for (const r of s.routes)
                   expect(layout.routes[Number(r.slice(1))]!.every((x) => reaches(token, x))).toBe(true);
             }
-            const routeList = await call('GET', '/v1/routes');
-            if (!hasScope(token, 'read')) expect(routeList.status).toBe(403);
-            else
-              expect((routeList.body!.routes as { name: string }[]).map((r) => r.name).sort()).toEqual(
-                layout.routes
-                  .flatMap((streams, r) => (streams.every((s) => reaches(token, s)) ? [`r${r}`] : []))
-                  .sort(),
-              );
+            for (const list of ['/v1/routes', '/v1/routes:activity']) {
+              const routeList = await call('GET', list);
+              if (!hasScope(token, 'read')) expect(routeList.status).toBe(403);
+              else
+                expect((routeList.body!.routes as { name: string }[]).map((r) => r.name).sort()).toEqual(
+                  layout.routes
+                    .flatMap((streams, r) => (streams.every((s) => reaches(token, s)) ? [`r${r}`] : []))
+                    .sort(),
+                );
+            }
             const topicList = await call('GET', '/v1/mqtt/topics');
             if (!hasScope(token, 'read')) expect(topicList.status).toBe(403);
             else
@@ -185,6 +187,8 @@ describe('authorization reach', () => {
               const base = `/v1/routes/r${r}`;
               await check('GET', base, allowed(token, 'read', streams, 200));
               await check('GET', `${base}/dead-letters`, allowed(token, 'read', streams, 200));
+              await check('GET', `${base}/history?window=1h`, allowed(token, 'read', streams, 200));
+              await check('GET', `${base}/timeline`, allowed(token, 'read', streams, 200));
               await check('POST', `${base}/store`, allowed(token, 'admin', streams, 200));
               await check('POST', `${base}/forward`, allowed(token, 'admin', streams, 200));
               await check('POST', `${base}/purge?top=1`, allowed(token, 'admin', streams, 200));
