@@ -124,8 +124,10 @@ describe('gateway durability over HTTP', () => {
     const after = await peak();
     if (process.env.WAYSTATION_HTTP_UPLOAD_BYTES)
       console.log(`upload ${size} B: peak RSS ${before.toFixed(0)} MB before, ${after.toFixed(0)} MB after`);
-    // The body went to a side file chunk by chunk: the gateway's peak memory barely moved.
-    expect(after - before).toBeLessThan(64);
+    // The body went to a side file chunk by chunk: the gateway's peak memory moved by garbage
+    // chunks waiting for a collection (36-46 MB here alone, 67 MB once on a CI machine with a
+    // load average of 8), far below the 256 MiB a body held in memory would add.
+    expect(after - before).toBeLessThan(96);
     await stopCli(gw.proc);
   }, 120_000);
 });
