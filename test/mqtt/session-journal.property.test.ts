@@ -10,6 +10,7 @@ import {
   type SavedSubscription,
   SessionJournal,
 } from '../../src/ingest/mqtt/session-journal.js';
+import { Log } from '../../src/log/index.js';
 
 const CLIENTS = ['a', 'b', 'c'] as const;
 type Client = (typeof CLIENTS)[number];
@@ -208,4 +209,36 @@ describe('mqtt session journal (issue 13): reopened, it holds what a simple mode
       { numRuns: 60 },
     );
   }, 120_000);
+
+  it('a compaction does not call for the next one with its own rewrite', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ws-journal-'));
+    try {
+      const { journal } = await SessionJournal.open(
+        dir,
+        { fsync: 'never' },
+        (e) => {
+          throw e;
+        },
+        10,
+      );
+      // 100 disconnected sessions: a compaction rewrites 200 records, as many as its threshold.
+      for (let i = 0; i < 100; i++) {
+        journal.saveSession(`c${i}`, 60_000, [subscription('x/#', 1)]);
+        journal.disconnected(`c${i}`, 1000, 60_000);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      // Traffic after the compaction: each record would start another one if the rewrite counted.
+      for (let i = 0; i < 5; i++) {
+        journal.disconnected('c0', 2000 + i, 60_000);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await journal.close();
+      const log = await Log.open(dir);
+      // 205 records and one rewrite of 200; compactions feeding each other would have written 1 000 more.
+      expect(log.stats().lastSeq).toBeLessThan(700);
+      await log.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

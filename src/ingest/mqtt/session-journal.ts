@@ -435,7 +435,6 @@ export class SessionJournal {
    * record still needed: the rewrite, or the oldest message some session has not finished.
    */
   private async compact(): Promise<void> {
-    this.appendedSinceCompaction = 0;
     const rewrites: Promise<void>[] = [];
     let floor = Number.POSITIVE_INFINITY;
     for (const [clientId, s] of this.live) {
@@ -455,6 +454,8 @@ export class SessionJournal {
         );
     }
     await Promise.all(rewrites);
+    // Counted from here: the rewrite's own records must not call for the next compaction.
+    this.appendedSinceCompaction = 0;
     for (const m of this.messages.values()) if (m.seq !== undefined) floor = Math.min(floor, m.seq);
     // Nothing live at all: everything committed so far can go.
     if (floor === Number.POSITIVE_INFINITY) floor = this.log.stats().lastSeq + 1;
