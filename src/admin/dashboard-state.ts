@@ -3,8 +3,9 @@
  * checksummed files (src/log/atomic-file.ts) written through the broker's StateFile. They hold
  * what helps an operator, not messages, so a file that cannot be read never stops the gateway.
  */
-import { StateFile } from '../ingest/mqtt/state-file.js';
+
 import type { StorageFileSystem } from '../log/index.js';
+import { StateFile } from '../log/index.js';
 
 /**
  * Reads a dashboard state file into `restore`. A file that cannot be read or restored (damaged,

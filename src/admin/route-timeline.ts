@@ -12,8 +12,8 @@
  */
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { StateFile } from '../ingest/mqtt/state-file.js';
 import type { StorageFileSystem } from '../log/index.js';
+import { StateFile } from '../log/index.js';
 import type { RouteStateName } from '../store/route-progress.js';
 import { loadStateFile } from './dashboard-state.js';
 

@@ -1,5 +1,6 @@
 export { readAtomicFile, readAtomicJson, writeAtomicFile, writeAtomicJson } from './atomic-file.js';
 export { nodeFileSystem, type OpenMode, type StorageFile, type StorageFileSystem } from './file-system.js';
+export { StateFile } from './json-state-file.js';
 export {
   type AppendInput,
   type AppendResult,

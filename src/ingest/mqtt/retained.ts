@@ -5,8 +5,8 @@
  */
 import { join } from 'node:path';
 import type { QoS } from 'mqtt-packet';
+import { StateFile } from '../../log/index.js';
 import { type BrokerMessage, propertiesFromHeaders, toHeaders } from './message.js';
-import { StateFile } from './state-file.js';
 import { topicMatches } from './topic.js';
 
 interface SavedRetained {

@@ -26,10 +26,10 @@ import {
   StreamInUseError,
   UnknownMqttTopicError,
 } from '../../errors.js';
+import { StateFile } from '../../log/index.js';
 import { STREAM_NAME } from '../../store/message.js';
 import type { Waystation } from '../../waystation.js';
 import type { CursorTopic, Tracker } from './sf-cursor.js';
-import { StateFile } from './state-file.js';
 import { filtersOverlap, topicFilterProblem, topicMatches } from './topic.js';
 
 const UNIT_MS = {

@@ -1,9 +1,10 @@
 /**
- * A small JSON state file of the broker (retained messages, store-and-forward topics and
- * subscriber positions), replaced atomically. `changed()` saves within `delayMs`, coalescing
+ * A small JSON state file of an adapter (the broker's retained messages, store-and-forward topics
+ * and subscriber positions; the dashboard's route history and timeline), replaced atomically. `changed()` saves within `delayMs`, coalescing
  * bursts; `flush()` saves now if anything changed. A crash loses at most the last `delayMs`.
  */
-import { nodeFileSystem, readAtomicJson, type StorageFileSystem, writeAtomicJson } from '../../log/index.js';
+import { readAtomicJson, writeAtomicJson } from './atomic-file.js';
+import { nodeFileSystem, type StorageFileSystem } from './file-system.js';
 
 export class StateFile<T> {
   private dirty = false;
