@@ -9,7 +9,7 @@ import { mkdir, open, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, nack } from '../delivery/target.js';
-import { ndjsonLine } from './ndjson.js';
+import { ndjsonBatch } from './ndjson.js';
 
 export interface FileTargetOptions {
   path: string;
@@ -37,8 +37,7 @@ export class FileTarget implements Target {
 
   async deliver(batch: readonly Delivery[]): Promise<readonly Outcome[]> {
     try {
-      const text = (await Promise.all(batch.map(ndjsonLine))).join('');
-      const bytes = Buffer.from(text);
+      const bytes = await ndjsonBatch(batch);
       if (this.size > 0 && this.size + bytes.byteLength > this.maxBytes) await this.rotate();
       const file = await this.file();
       await file.write(bytes);

@@ -18,7 +18,7 @@ import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, deliverInOrder, nack, permanentError } from '../delivery/target.js';
 import { type Compression, compressBody, compressStream } from './compression.js';
-import { ndjsonLine } from './ndjson.js';
+import { ndjsonBatch } from './ndjson.js';
 import { redactUrl } from './template.js';
 
 export interface HttpTargetOptions {
@@ -73,7 +73,7 @@ export class HttpTarget implements Target {
   async deliver(batch: readonly Delivery[], signal: AbortSignal): Promise<readonly Outcome[]> {
     const compression = this.options.compression ?? 'none';
     if (this.options.mode === 'batch') {
-      const ndjson = (await Promise.all(batch.map(ndjsonLine))).join('');
+      const ndjson = await ndjsonBatch(batch);
       const { body, encoding } = await compressBody(ndjson, compression);
       const headers: Record<string, string> = { 'content-type': 'application/x-ndjson' };
       if (encoding) headers['content-encoding'] = encoding;
