@@ -4,80 +4,36 @@
  * where there is none; no console error or CSP violation, nothing off 127.0.0.1). Screenshots go
  * to .screenshots/ (not committed).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { Gateway } from '../../src/gateway.js';
 import { hashToken } from '../../src/ingest/http/auth.js';
+import { HAVE_CHROMIUM, launchChromium, openPage, SHOTS, type Watched } from '../support/browser.js';
 import { connectClient, mqttUrl } from '../support/mqtt.js';
 import { ScriptedTarget } from '../support/scripted-target.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), '.screenshots');
 const ADMIN = 'dlm-admin-token-0123456789abcdef';
 const PLANT = 'dlm-plant-token-0123456789abcdef';
 const ROUTE = 'orders-to-crm';
 
 let browser: Browser | undefined;
 
-interface Watched {
-  page: Page;
-  context: BrowserContext;
-  errors: string[];
-  offLoopback: string[];
-}
-
 /** A page whose console errors, CSP violations and every request's host are recorded. */
-async function open(colorScheme: 'light' | 'dark' = 'light', width = 1280): Promise<Watched> {
-  const context = await browser!.newContext({
-    viewport: { width, height: 900 },
-    colorScheme,
-    acceptDownloads: true,
-  });
-  const page = await context.newPage();
-  const errors: string[] = [];
-  const offLoopback: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('request', (r) => {
-    const url = new URL(r.url());
-    if (url.protocol !== 'data:' && url.protocol !== 'blob:' && url.hostname !== '127.0.0.1')
-      offLoopback.push(r.url());
-  });
-  // Runs in the page (a string: this file is typed without the DOM).
-  await page.addInitScript(
-    "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));",
-  );
-  return { page, context, errors, offLoopback };
-}
+const open = (colorScheme: 'light' | 'dark' = 'light', width = 1280): Promise<Watched> =>
+  openPage(browser!, colorScheme, width);
 
-describe.skipIf(!existsSync(CHROMIUM))('dead letters, MQTT and live deltas in Chromium', () => {
+describe.skipIf(!HAVE_CHROMIUM)('dead letters, MQTT and live deltas in Chromium', () => {
   const target = new ScriptedTarget();
   let gw: Gateway;
   let dir: string;
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['scripts/build-ui.mjs'], { stdio: 'pipe' });
-    mkdirSync(SHOTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     dir = await mkdtemp(join(tmpdir(), 'ws-ui-dlm-'));
     await writeFile(
       join(dir, 'waystation.yaml'),

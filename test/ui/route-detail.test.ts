@@ -6,22 +6,25 @@
  * token, a gap and the restart in the timeline after the gateway restarts, a read-only token,
  * and a token whose globs do not reach a route. Screenshots go to .screenshots/ (not committed).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { Gateway } from '../../src/gateway.js';
 import { hashToken } from '../../src/ingest/http/auth.js';
+import {
+  freePort,
+  HAVE_CHROMIUM,
+  launchChromium,
+  openPage,
+  SHOTS,
+  type Watched,
+} from '../support/browser.js';
 import { ScriptedTarget } from '../support/scripted-target.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), '.screenshots');
 const ADMIN = 'detail-admin-token-0123456789abcdef';
 const READER = 'detail-read-token-0123456789abcdef';
 const PARTNER = 'detail-partner-token-0123456789abcdef';
@@ -30,45 +33,11 @@ const SECRET = 'payroll-to-bank';
 
 let browser: Browser | undefined;
 
-interface Watched {
-  page: Page;
-  context: BrowserContext;
-  errors: string[];
-  offLoopback: string[];
-}
-
 /** A page whose console errors, CSP violations and every request's host are recorded. */
-async function open(colorScheme: 'light' | 'dark' = 'light', width = 1280): Promise<Watched> {
-  const context = await browser!.newContext({ viewport: { width, height: 900 }, colorScheme });
-  const page = await context.newPage();
-  const errors: string[] = [];
-  const offLoopback: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('request', (r) => {
-    const url = new URL(r.url());
-    if (url.protocol !== 'data:' && url.hostname !== '127.0.0.1') offLoopback.push(r.url());
-  });
-  // Runs in the page (a string: this file is typed without the DOM).
-  await page.addInitScript(
-    "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));",
-  );
-  return { page, context, errors, offLoopback };
-}
+const open = (colorScheme: 'light' | 'dark' = 'light', width = 1280): Promise<Watched> =>
+  openPage(browser!, colorScheme, width);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-describe.skipIf(!existsSync(CHROMIUM))('the route detail in Chromium', () => {
+describe.skipIf(!HAVE_CHROMIUM)('the route detail in Chromium', () => {
   const target = new ScriptedTarget();
   let gw: Gateway;
   let dir: string;
@@ -83,19 +52,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the route detail in Chromium', () => {
     });
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ['scripts/build-ui.mjs'], { stdio: 'pipe' });
-    mkdirSync(SHOTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     dir = await mkdtemp(join(tmpdir(), 'ws-ui-detail-'));
     port = await freePort();
     await writeFile(
