@@ -11,6 +11,7 @@ import {
   SessionJournal,
 } from '../../src/ingest/mqtt/session-journal.js';
 import { Log } from '../../src/log/index.js';
+import { tempDir } from '../support/tmp.js';
 
 const CLIENTS = ['a', 'b', 'c'] as const;
 type Client = (typeof CLIENTS)[number];
@@ -119,7 +120,7 @@ describe('mqtt session journal (issue 13): reopened, it holds what a simple mode
           const open = () =>
             SessionJournal.open(
               dir,
-              { fsync: 'never', segmentBytes: 4096 },
+              { fsync: 'never', segmentBytes: 4096, blobThreshold: 2048 },
               (e) => errors.push(e),
               compactAfter,
             );
@@ -151,7 +152,7 @@ describe('mqtt session journal (issue 13): reopened, it holds what a simple mode
                   model.delete(o.client);
                   break;
                 case 'message': {
-                  const payload = `m${o.n}`.padEnd(300, '.');
+                  const payload = `m${o.n}`.padEnd(o.n % 5 === 0 ? 3000 : 300, '.');
                   const message: BrokerMessage = {
                     topic: 'x/y',
                     payload: Buffer.from(payload),
@@ -241,4 +242,58 @@ describe('mqtt session journal (issue 13): reopened, it holds what a simple mode
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('keeps a session with thousands of subscriptions, a fan-out to thousands of sessions, and compacts past a session that never returns', async () => {
+    const dir = await tempDir('ws-journal-');
+    const errors: unknown[] = [];
+    const open = () =>
+      SessionJournal.open(dir, { fsync: 'never', segmentBytes: 64 * 1024 }, (e) => errors.push(e), 100);
+    let { journal } = await open();
+    // Far beyond the log's 64 KiB of record metadata.
+    const many = Array.from({ length: 3000 }, (_, i) => subscription(`plant/line-${i}/sensor/+/value`, 1));
+    journal.saveSession('many-subs', 60_000, many);
+    const fans = Array.from({ length: 3000 }, (_, i) => `fan-out-client-${i}`);
+    for (const c of fans) journal.saveSession(c, 60_000, [subscription('x/#', 1)]);
+    const message = (text: string): BrokerMessage => ({
+      topic: 'x/y',
+      payload: Buffer.from(text),
+      qos: 1,
+      retain: false,
+      properties: {},
+      expiresAt: undefined,
+    });
+    const fanned = journal.addMessage(
+      message('to all'),
+      fans.map((c) => ({ clientId: c, qos: 1, subscriptionIds: [], retain: false })),
+    );
+    await fanned.durable;
+    for (const c of fans) journal.done(c, fanned.id);
+    // One message 'away' never acknowledges, then 3000 that 'online' does.
+    journal.saveSession('away', 60_000, [subscription('x/#', 1)]);
+    journal.saveSession('online', 60_000, [subscription('x/#', 1)]);
+    await journal.addMessage(message('kept'), [
+      { clientId: 'away', qos: 1, subscriptionIds: [], retain: false },
+    ]).durable;
+    for (let i = 0; i < 3000; i++) {
+      const { id, durable } = journal.addMessage(message(`m${i}`), [
+        { clientId: 'online', qos: 1, subscriptionIds: [], retain: false },
+      ]);
+      await durable;
+      journal.done('online', id);
+    }
+    await journal.close();
+    const reopened = await open();
+    journal = reopened.journal;
+    const byId = new Map(reopened.sessions.map((x) => [x.clientId, x]));
+    expect(byId.get('many-subs')?.subscriptions).toHaveLength(3000);
+    expect(byId.get('away')?.messages.map((m) => m.message.payload.toString())).toEqual(['kept']);
+    expect(byId.get('online')?.messages).toEqual([]);
+    expect(byId.get(fans[0]!)?.messages).toEqual([]);
+    expect(errors).toEqual([]);
+    await journal.close();
+    // Compaction copied the one unfinished message forward: the acknowledged ones are gone.
+    const log = await Log.open(dir);
+    expect(log.stats().records).toBeLessThan(4000);
+    await log.close();
+  }, 60_000);
 });
