@@ -133,6 +133,7 @@ export class RouteTimeline {
 
   /** Saves now if anything changed (at stop). */
   async flush(): Promise<void> {
-    await this.file?.flush().catch((err) => this.o.onWarning('could not save the route timeline', err));
+    // A failure was already reported through the file's onError.
+    await this.file?.flush().catch(() => {});
   }
 }

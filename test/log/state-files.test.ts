@@ -1,8 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CorruptStateError } from '../../src/errors.js';
-import { nodeFileSystem, readAtomicJson, writeAtomicJson } from '../../src/log/index.js';
+import { nodeFileSystem, readAtomicJson, StateFile, writeAtomicJson } from '../../src/log/index.js';
 import { SlotFile } from '../../src/log/slot-file.js';
 import { MemFileSystem } from '../support/mem-fs.js';
 import { tempDir } from '../support/tmp.js';
@@ -68,5 +68,55 @@ describe('slot file', () => {
     fs.capacity = fs.usedBytes();
     await file.write(99);
     expect((await SlotFile.open(fs, '/s/log.start', 1)).value).toBe(99);
+  });
+});
+
+describe('StateFile', () => {
+  it('keeps saving after a failed save and retries the failed one', async () => {
+    const fs = new MemFileSystem();
+    await fs.mkdir('/s');
+    let value = 1;
+    const errors: unknown[] = [];
+    const file = new StateFile(
+      '/s/a.json',
+      () => ({ value }),
+      (err) => errors.push(err),
+      5,
+      fs,
+    );
+    await file.save();
+    fs.failNext('rename', 'ENOSPC');
+    value = 2;
+    await expect(file.save()).rejects.toThrow(/ENOSPC/);
+    expect(errors).toHaveLength(1);
+    expect(await readAtomicJson(fs, '/s/a.json')).toEqual({ value: 1 });
+    // The retry runs by itself, without another change.
+    await vi.waitFor(async () => expect(await readAtomicJson(fs, '/s/a.json')).toEqual({ value: 2 }));
+    value = 3;
+    await file.save();
+    expect(await readAtomicJson(fs, '/s/a.json')).toEqual({ value: 3 });
+    expect(errors).toHaveLength(1);
+  });
+
+  it('a failing timer-driven save does not reject later flushes', async () => {
+    const fs = new MemFileSystem();
+    await fs.mkdir('/s');
+    let value = 1;
+    const errors: unknown[] = [];
+    const file = new StateFile(
+      '/s/b.json',
+      () => ({ value }),
+      (err) => errors.push(err),
+      1,
+      fs,
+    );
+    fs.failNext('rename', 'EIO');
+    file.changed();
+    await vi.waitFor(() => expect(errors).toHaveLength(1));
+    value = 7;
+    file.changed();
+    await file.flush();
+    expect(await readAtomicJson(fs, '/s/b.json')).toEqual({ value: 7 });
+    file.cancel();
   });
 });
