@@ -3,7 +3,8 @@
  * of the token that took it (issue 11): one `onSend` hook on the whole API, so an action is
  * recorded however it arrives (the dashboard, the CLI, curl) and whichever module serves it.
  *
- * An action is a request that changes something (any method but GET, HEAD, OPTIONS) on a path
+ * An action is a request that changes something (any method but GET, HEAD, OPTIONS, and not the
+ * read-only POST of a dead-letter export) on a path
  * under `/v1/routes/:route/`, answered 2xx; the action's name is the rest of the route pattern
  * (`store`, `purge`, `dead-letters/resubmit`, …; a DELETE of `dead-letters` is
  * `delete-dead-letters`), the count is what the answer says was purged, resubmitted or deleted.
@@ -15,6 +16,8 @@ import type { RouteTimeline } from './route-timeline.js';
 
 const ROUTE_PREFIX = '/v1/routes/:route/';
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** POSTs that only read (a selection too long for a URL); they change nothing, so they are no action. */
+const READ_POSTS = new Set(['dead-letters/export']);
 /** The answer's field that counts what an action touched (other actions answer the route's snapshot). */
 const COUNT_FIELDS: Readonly<Record<string, string>> = {
   purge: 'purged',
@@ -26,6 +29,7 @@ const COUNT_FIELDS: Readonly<Record<string, string>> = {
 export function routeAction(method: string, pattern: string | undefined): string | undefined {
   if (READS.has(method) || !pattern?.startsWith(ROUTE_PREFIX)) return undefined;
   const rest = pattern.slice(ROUTE_PREFIX.length);
+  if (READ_POSTS.has(rest)) return undefined;
   if (method === 'DELETE') return `delete-${rest}`;
   return rest.replace(/^dead-letters\/resubmit$/, 'resubmit-dead-letters');
 }

@@ -292,5 +292,6 @@ describe('routeAction', () => {
     expect(routeAction('GET', '/v1/routes/:route/history')).toBeUndefined();
     expect(routeAction('POST', '/v1/streams/:stream/messages')).toBeUndefined();
     expect(routeAction('POST', undefined)).toBeUndefined();
+    expect(routeAction('POST', '/v1/routes/:route/dead-letters/export')).toBeUndefined();
   });
 });
