@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, deliverInOrder, nack, permanentError } from '../delivery/target.js';
+import { addHttpHeaders, httpHeaderValue } from '../store/http-headers.js';
 import { type Compression, compressBody, compressStream } from './compression.js';
 import { compileTemplate, type Template } from './template.js';
 
@@ -53,14 +54,14 @@ export class WaystationTarget implements Target {
   }
 
   private async forward(d: Delivery, signal: AbortSignal): Promise<Outcome> {
+    const { 'content-type': contentType, ...rest } = d.headers;
     const headers: Record<string, string> = {
       'idempotency-key': d.id,
-      'content-type': d.headers['content-type'] ?? 'application/octet-stream',
+      'content-type': contentType === undefined ? 'application/octet-stream' : httpHeaderValue(contentType),
       'content-length': String(d.payloadBytes),
     };
-    if (d.key !== undefined) headers['waystation-key'] = d.key;
-    for (const [k, v] of Object.entries(d.headers))
-      if (k !== 'content-type') headers[`waystation-header-${k}`] = v;
+    if (d.key !== undefined) headers['waystation-key'] = httpHeaderValue(d.key);
+    addHttpHeaders(headers, rest, 'waystation-header-');
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     const path = `${this.base.pathname.replace(/\/$/, '')}/v1/streams/${encodeURIComponent(this.stream(d))}/messages`;
     try {

@@ -8,6 +8,7 @@ import type { Gateway } from '../../src/gateway.js';
 import { hashToken } from '../../src/ingest/http/auth.js';
 import { startGateway } from '../support/gateway.js';
 import { ScriptedTarget } from '../support/scripted-target.js';
+import { until } from '../support/wait.js';
 
 let gw: Gateway | undefined;
 afterEach(async () => {
@@ -95,6 +96,18 @@ describe('dead letters in the admin API', () => {
     const errors = (await call('GET', '/v1/routes/r/dead-letters?reason=error', READER)).json().deadLetters;
     expect(errors).toHaveLength(2);
     expect((await call('GET', '/v1/routes/r/dead-letters?reason=nope', READER)).statusCode).toBe(400);
+  });
+
+  it('answers a payload whose declared type no HTTP header can carry (an MQTT 5 content type)', async () => {
+    await withLetters();
+    await gw!.ws.publish('orders', Buffer.from('bad €'), { headers: { 'content-type': 'text/plain; x=€' } });
+    await until(() => gw!.ws.route('r').deadLetters.list().length === 4, 5000, 'the fourth letter');
+    const letter = gw!.ws.route('r').deadLetters.list()[3]!;
+    const url = `${gw!.url}/v1/routes/r/dead-letters/${letter.id}/payload`;
+    const res = await fetch(url, { headers: { authorization: `Bearer ${READER}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('waystation-content-type')).toBe('text/plain; x=%E2%82%AC');
+    expect(await res.text()).toBe('bad €');
   });
 
   it("answers one letter's payload as an attachment, whole or its first bytes, never as its own type", async () => {

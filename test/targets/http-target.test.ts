@@ -56,6 +56,29 @@ describe('http target', () => {
     expect(receiver.requests.map((r) => r.body.toString())).toEqual(['{"a":1}', '{"b":2}']);
   });
 
+  it('delivers headers no HTTP header can carry (an MQTT 5 user property) percent-encoded, not failing forever', async () => {
+    receiver = await new Receiver().start();
+    const hostile = delivery(9, 'x', {
+      key: 'clé-€',
+      headers: {
+        'content-type': 'text/plain; name=€',
+        'my prop': 'a\nb',
+        'transfer-encoding': 'chunked',
+        connection: 'close',
+        '': 'empty name',
+      },
+    });
+    expect(await make().deliver([hostile], never)).toEqual([{ kind: 'ack' }]);
+    const [req] = receiver.requests;
+    expect(req!.body.toString()).toBe('x');
+    expect(req!.headers).toMatchObject({
+      'content-type': 'text/plain; name=%E2%82%AC',
+      'my%20prop': 'a%0Ab',
+      'waystation-key': 'cl%C3%A9-%E2%82%AC',
+    });
+    expect(req!.headers['transfer-encoding']).toBeUndefined();
+  });
+
   it('classifies 5xx, 408 and 429 as nack (honouring Retry-After), other 4xx as error', async () => {
     receiver = await new Receiver().start();
     const target = make();

@@ -210,7 +210,7 @@ function PayloadDialog({
   useEffect(() => {
     fetchBytes(`${path}?maxBytes=${PREVIEW_BYTES}`).then(
       ({ bytes: b, headers }) => {
-        const type = headers.get('waystation-content-type');
+        const type = decodedHeader(headers.get('waystation-content-type'));
         setPayload({ bytes: b, total: Number(headers.get('waystation-payload-bytes') ?? b.length), type });
         setMode(bestMode(b, type));
       },
@@ -249,4 +249,14 @@ function PayloadDialog({
       <button type="button" onClick=${onClose}>Close</button>
     </div>
   <//>`;
+}
+
+/** A header value the gateway percent-encoded where HTTP could not carry it (src/store/http-headers.ts). */
+function decodedHeader(value: string | null): string | null {
+  if (value === null) return null;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }
