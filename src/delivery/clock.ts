@@ -11,14 +11,23 @@ export interface Clock {
   setTimeout(fn: () => void, ms: number): TimerHandle;
 }
 
+/** Node runs a timer longer than this after 1 ms (TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * Real time. Its timers keep the process alive (not unref'd): an open Waystation has deliveries,
- * probes and sweeps to run, like an open server, until close() is called.
+ * probes and sweeps to run, like an open server, until close() is called. A delay past 24.8 days
+ * (an MQTT session expiry, a will delay, a long probe interval) is waited out in steps.
  */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
+    let t: NodeJS.Timeout;
+    const arm = (left: number): void => {
+      t =
+        left > MAX_TIMER_MS ? setTimeout(() => arm(left - MAX_TIMER_MS), MAX_TIMER_MS) : setTimeout(fn, left);
+    };
+    arm(ms);
     return { cancel: () => clearTimeout(t) };
   },
 };

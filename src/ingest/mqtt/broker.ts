@@ -280,7 +280,7 @@ export class Broker {
       // After a restart only store-and-forward subscriptions are known (saved with their positions).
       if (!options.cleanStart) sessionPresent = this.restoreSfSubscriptions(session) || sessionPresent;
     }
-    if (session.expiryTimer) clearTimeout(session.expiryTimer);
+    session.expiryTimer?.cancel();
     session.expiryTimer = undefined;
     session.expiryMs = options.expiryMs;
     this.journalSession(session);
@@ -347,8 +347,8 @@ export class Broker {
   }
 
   private scheduleExpiry(session: Session, ms: number): void {
-    session.expiryTimer = setTimeout(() => this.endSession(session), Math.min(ms, 2 ** 31 - 1));
-    session.expiryTimer.unref();
+    // The clock's timers wait out delays past 24.8 days (a session expiry of up to 136 years).
+    session.expiryTimer = this.clock.setTimeout(() => this.endSession(session), ms);
   }
 
   private endSession(session: Session): void {
@@ -780,7 +780,7 @@ export class Broker {
       conn.close(Reason.serverShuttingDown);
     }
     for (const w of this.wills.values()) w.timer?.cancel();
-    for (const s of this.sessions.values()) if (s.expiryTimer) clearTimeout(s.expiryTimer);
+    for (const s of this.sessions.values()) s.expiryTimer?.cancel();
     await this.topics.flush();
     await this.retained.flush();
     await this.journal.close();

@@ -5,6 +5,7 @@
  * the client asked for a persistent session. No sockets here: a `Link` is the connected client.
  */
 import type { IPublishPacket, QoS } from 'mqtt-packet';
+import type { TimerHandle } from '../../delivery/clock.js';
 import type { BrokerMessage } from './message.js';
 import { topicMatches } from './topic.js';
 
@@ -75,7 +76,7 @@ export class Session {
   deniedTopics: readonly string[] | undefined;
   /** Session Expiry Interval in ms (0 = ends with the connection). */
   expiryMs = 0;
-  expiryTimer: NodeJS.Timeout | undefined;
+  expiryTimer: TimerHandle | undefined;
   /** Wakes whatever else has messages for this session (store-and-forward cursors) when the window opens. */
   onWindowOpen: (() => void) | undefined;
   /**
@@ -328,7 +329,7 @@ export class Session {
     this.inflight.clear();
     this.incomingQos2.clear();
     this.subscriptions.clear();
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer?.cancel();
   }
 
   /** Acknowledged: out of flight, also if it was acknowledged before being resent here. */
