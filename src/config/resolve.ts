@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 import type { RouteOptions } from '../delivery/route-options.js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
+import { aclProblems } from '../ingest/mqtt/auth.js';
 import { topicFilterProblem } from '../ingest/mqtt/topic.js';
 import { STREAM_NAME } from '../store/message.js';
 import { configSchema, type RouteConfig, type WaystationConfig } from './schema.js';
@@ -116,13 +117,9 @@ function mqttIssues(mqtt: MqttConfig, streams: Set<string>): ConfigIssue[] {
       issues.push({ path: `mqtt.users[${i}].username`, message: `"${u}" is listed twice` });
   });
   mqtt.users.forEach((u, i) => {
-    for (const key of ['publish', 'subscribe'] as const) {
-      u[key].forEach((f, j) => {
-        const problem = topicFilterProblem(f);
-        if (problem) issues.push({ path: `mqtt.users[${i}].${key}[${j}]`, message: problem });
-      });
-    }
+    issues.push(...aclProblems(u, `mqtt.users[${i}]`));
   });
+  if (mqtt.anonymous) issues.push(...aclProblems(mqtt.anonymous, 'mqtt.anonymous'));
   if (mqtt.maxPacketSize > 268_435_455)
     issues.push({ path: 'mqtt.maxPacketSize', message: "at most 268435455 bytes (MQTT's own limit)" });
   return issues;

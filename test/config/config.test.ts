@@ -45,6 +45,35 @@ describe('configuration', () => {
     );
   });
 
+  it("checks every MQTT ACL filter, the anonymous clients' and denySubscribe included", () => {
+    const issues = issuesOf(() =>
+      parseConfig({
+        targets: { t: { type: 'null' } },
+        routes: { r: { streams: ['s'], target: 't' } },
+        mqtt: {
+          allowAnonymous: true,
+          anonymous: { subscribe: ['a/#/b'] },
+          users: [
+            {
+              username: 'u',
+              passwordHash: 'scrypt$16384$8$1$c2FsdA==$aGFzaA==',
+              publish: ['x+'],
+              denySubscribe: ['ok', 'bad#'],
+            },
+          ],
+        },
+      }),
+    );
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^mqtt\.anonymous\.subscribe\[0\]: "#" must be a whole level/),
+        expect.stringMatching(/^mqtt\.users\[0\]\.publish\[0\]: "\+" must be a whole level/),
+        expect.stringMatching(/^mqtt\.users\[0\]\.denySubscribe\[1\]: "#" must be/),
+      ]),
+    );
+    expect(issues).toHaveLength(3);
+  });
+
   it('reports every problem with its config path', () => {
     const issues = issuesOf(() =>
       parseConfig({

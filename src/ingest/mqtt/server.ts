@@ -32,7 +32,8 @@ export class MqttServer {
 
   static async start(ws: Waystation, config: MqttConfig, logger: Logger, clock?: Clock): Promise<MqttServer> {
     const log = logger.child({ component: 'mqtt' });
-    // Filters of mqtt.anonymous and denySubscribe (the config's own validation checks users' publish/subscribe).
+    // The config's validation checks these too (src/config/resolve.ts); a broker started without
+    // it (a library caller's own MqttConfig) must not run with a filter that matches nothing.
     const problems = [
       ...(config.anonymous ? aclProblems(config.anonymous, 'mqtt.anonymous') : []),
       ...config.users.flatMap((u, i) => aclProblems(u, `mqtt.users[${i}]`)),
