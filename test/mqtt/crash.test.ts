@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { startCli, stopCli, writeConfig } from '../support/cli.js';
-import { collect, connectClient } from '../support/mqtt.js';
+import { collect, connectClient, publishUntilStopped } from '../support/mqtt.js';
 import { until } from '../support/wait.js';
 
 describe('mqtt store-and-forward: broker SIGKILLed mid-stream', () => {
@@ -24,28 +24,14 @@ describe('mqtt store-and-forward: broker SIGKILLed mid-stream', () => {
       const got = collect(sub);
       await sub.subscribeAsync('crash/#', { qos: 1 });
       const pub = await connectClient(first.mqtt!, { clientId: 'crash-pub' });
-      let stop = false;
-      const publishing = (async () => {
-        for (let i = 0; !stop; i++) {
-          // Many in flight at once, as a real producer would; record what the broker acknowledged.
-          const batch = Array.from({ length: 50 }, (_, k) => i * 50 + k);
-          await Promise.all(
-            batch.map((n) =>
-              pub.publishAsync(`crash/${n % 4}`, String(n), { qos: 1 }).then(() => acked.push(n)),
-            ),
-          ).catch(() => {
-            stop = true;
-          });
-        }
-      })();
+      const publishing = publishUntilStopped(pub, (n) => `crash/${n % 4}`);
       await until(() => got.length > 2000, 20_000, 'some deliveries before the kill');
       first.proc.kill('SIGKILL');
       await new Promise((r) => first.proc.once('exit', r));
-      stop = true;
+      publishing.stop();
       // Publishes in flight at the kill never settle (no reconnect): what was acknowledged is final now.
-      void publishing;
       before = got.map((m) => Number(m.payload.toString()));
-      acked = [...acked];
+      acked = [...publishing.acked];
     } finally {
       await stopCli(first.proc, 'SIGKILL');
     }

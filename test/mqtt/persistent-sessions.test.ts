@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Session } from '../../src/ingest/mqtt/session.js';
 import { startCli, stopCli, writeConfig } from '../support/cli.js';
 import { restartGateway, startGateway } from '../support/gateway.js';
-import { collect, connectClient, mqttUrl } from '../support/mqtt.js';
+import { collect, connectClient, mqttUrl, publishUntilStopped } from '../support/mqtt.js';
 import { until } from '../support/wait.js';
 
 const numbers = (got: { payload: Buffer }[]) => got.map((m) => Number(m.payload.toString()));
@@ -135,7 +135,7 @@ describe('mqtt persistent sessions: broker SIGKILLed while an offline queue fill
       mqtt: { listen: '127.0.0.1:0', allowAnonymous: true, maxQueuedMessages: 1_000_000 },
     });
     const first = await startCli(['--config', config]);
-    const acked: number[] = [];
+    let final: number[] = [];
     try {
       const offline = await connectClient(first.mqtt!, {
         clientId: 'away',
@@ -145,29 +145,15 @@ describe('mqtt persistent sessions: broker SIGKILLed while an offline queue fill
       await offline.subscribeAsync('line/#', { qos: 1 });
       await offline.endAsync();
       const pub = await connectClient(first.mqtt!, { clientId: 'producer' });
-      let stop = false;
-      const publishing = (async () => {
-        for (let i = 0; !stop; i++) {
-          // Many in flight at once, as a real producer would; record what the broker acknowledged.
-          const batch = Array.from({ length: 50 }, (_, k) => i * 50 + k);
-          await Promise.all(
-            batch.map((n) =>
-              pub.publishAsync(`line/${n % 4}`, String(n), { qos: 1 }).then(() => acked.push(n)),
-            ),
-          ).catch(() => {
-            stop = true;
-          });
-        }
-      })();
-      await until(() => acked.length > 3000, 30_000, 'acknowledged publishes before the kill');
+      const publishing = publishUntilStopped(pub, (n) => `line/${n % 4}`);
+      await until(() => publishing.acked.length > 3000, 30_000, 'acknowledged publishes before the kill');
       first.proc.kill('SIGKILL');
       await new Promise((r) => first.proc.once('exit', r));
-      stop = true;
-      void publishing;
+      publishing.stop();
+      final = [...publishing.acked];
     } finally {
       await stopCli(first.proc, 'SIGKILL');
     }
-    const final = [...acked];
     const second = await startCli(['--config', config]);
     try {
       const back = await connectClient(second.mqtt!, { clientId: 'away', clean: false, protocolVersion: 4 });

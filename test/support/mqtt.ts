@@ -96,3 +96,32 @@ export function patch(packet: Buffer, marker: string, bytes: readonly number[]):
   out.set(bytes, at);
   return out;
 }
+
+/**
+ * Publishes numbered QoS 1 messages to `topic(n)` in batches of 50 in flight, as a real producer
+ * would, until `stop()` is called or a publish fails (the broker was killed); `acked` is a live
+ * list of the numbers the broker acknowledged.
+ */
+export function publishUntilStopped(
+  client: MqttClient,
+  topic: (n: number) => string,
+): { acked: number[]; stop: () => void } {
+  const acked: number[] = [];
+  let stopped = false;
+  void (async () => {
+    for (let i = 0; !stopped; i++) {
+      const batch = Array.from({ length: 50 }, (_, k) => i * 50 + k);
+      await Promise.all(
+        batch.map((n) => client.publishAsync(topic(n), String(n), { qos: 1 }).then(() => acked.push(n))),
+      ).catch(() => {
+        stopped = true;
+      });
+    }
+  })();
+  return {
+    acked,
+    stop: () => {
+      stopped = true;
+    },
+  };
+}
