@@ -373,13 +373,47 @@ export class Waystation {
     messages: readonly BatchMessage[],
     options: { idempotencyKey?: string } = {},
   ): Promise<PublishedRef[]> {
+    if (options.idempotencyKey !== undefined && typeof options.idempotencyKey !== 'string')
+      throw new ArgumentError('idempotencyKey must be a string.');
+    const inputs = this.publishInputs(stream, messages);
+    const refs = await this.store.publish(stream, inputs, {
+      idempotencyKey: options.idempotencyKey,
+      admit: (s, count, bytes) => this.engine.admit(s, count, bytes),
+    });
+    this.published(stream);
+    return refs;
+  }
+
+  /**
+   * Stores messages each under its own idempotency key, in order (what `waystation import`
+   * sends): a message whose key was used within storage.dedupWindow answers the first publish's
+   * id and is not stored again (`duplicate`). In the embedded store the new ones are one
+   * all-or-nothing append; in cluster mode one JetStream message each.
+   */
+  async publishEach(
+    stream: string,
+    messages: readonly (BatchMessage & { idempotencyKey: string })[],
+  ): Promise<{ refs: PublishedRef[]; duplicate: boolean[] }> {
+    const inputs = this.publishInputs(stream, messages);
+    const keyed = inputs.map((input, i) => {
+      const key = messages[i]!.idempotencyKey;
+      if (typeof key !== 'string') throw new ArgumentError(`messages[${i}].idempotencyKey must be a string.`);
+      return { ...input, idempotencyKey: key };
+    });
+    const answer = await this.store.publishEach(stream, keyed, {
+      admit: (s, count, bytes) => this.engine.admit(s, count, bytes),
+    });
+    if (answer.duplicate.includes(false)) this.published(stream);
+    return answer;
+  }
+
+  /** Checks the messages of a publish and turns them into the store's inputs. */
+  private publishInputs(stream: string, messages: readonly BatchMessage[]): PublishInput[] {
     if (this.closed) throw new ShuttingDownError();
     if (typeof stream !== 'string') throw new ArgumentError(`stream must be a string; got ${typeof stream}.`);
     if (!Array.isArray(messages))
       throw new ArgumentError('messages must be an array of { payload, key?, headers?, ttl? }.');
     if (messages.length === 0) throw new InvalidArgumentError('publishBatch needs at least one message.');
-    if (options.idempotencyKey !== undefined && typeof options.idempotencyKey !== 'string')
-      throw new ArgumentError('idempotencyKey must be a string.');
     const now = this.now();
     const single = messages.length === 1;
     const inputs: PublishInput[] = messages.map((m, i) => {
@@ -394,13 +428,12 @@ export class Waystation {
     });
     // Headers the MQTT broker interprets must be sendable (400 otherwise); nothing of the batch is stored.
     for (const input of inputs) assertMqttHeaders(input.headers ?? {}, input.payload);
-    const refs = await this.store.publish(stream, inputs, {
-      idempotencyKey: options.idempotencyKey,
-      admit: (s, count, bytes) => this.engine.admit(s, count, bytes),
-    });
+    return inputs;
+  }
+
+  private published(stream: string): void {
     this.engine.published(stream);
     for (const listener of this.publishedListeners) listener(stream);
-    return refs;
   }
 
   /** The data directory (absolute). Adapters keep their own state under it. */

@@ -34,7 +34,12 @@ import {
   UnknownRouteError,
   UnknownStreamError,
 } from '../errors.js';
-import type { MessageStore, MessageStorePublishOptions } from '../store/backend.js';
+import type {
+  KeyedPublishInput,
+  MessageStore,
+  MessageStorePublishOptions,
+  PublishedEach,
+} from '../store/backend.js';
 import { fingerprintOf } from '../store/fingerprint.js';
 import { historyFloor } from '../store/history-floor.js';
 import { assertStreamName, encodeMeta, parseMessageId, type StoredMessage } from '../store/message.js';
@@ -385,6 +390,29 @@ export class JetStreamStore implements MessageStore {
       this.inFlight.delete(run);
       release?.();
     }
+  }
+
+  /**
+   * One JetStream message per input, one after the other (each key is its own Nats-Msg-Id), so
+   * unlike the embedded store's this is not all-or-nothing: a failure leaves the inputs before it
+   * stored, and a retry stores each once.
+   */
+  async publishEach(
+    streamName: string,
+    inputs: readonly KeyedPublishInput[],
+    options: Omit<MessageStorePublishOptions, 'idempotencyKey'> = {},
+  ): Promise<PublishedEach> {
+    if (inputs.length === 0) throw new InvalidArgumentError('A publish needs at least one message.');
+    const stream = this.stream(streamName);
+    const answer: PublishedEach = { refs: [], duplicate: [] };
+    for (const { idempotencyKey, ...input } of inputs) {
+      const before = stream.lastSeq;
+      const [ref] = await this.publish(streamName, [input], { ...options, idempotencyKey });
+      answer.refs.push(ref!);
+      // A used key answers the first publish's ref, which is not above what the stream held.
+      answer.duplicate.push(ref!.seq <= before);
+    }
+    return answer;
   }
 
   private announce(stream: JetStreamMessageStream): void {

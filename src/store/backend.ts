@@ -75,6 +75,18 @@ export interface DeadLetterStore {
   remove(letters: readonly DeadLetter[]): Promise<void>;
 }
 
+/** A message with its own idempotency key. */
+export interface KeyedPublishInput extends PublishInput {
+  idempotencyKey: string;
+}
+
+/** What publishEach did with each input, in input order. */
+export interface PublishedEach {
+  refs: PublishedRef[];
+  /** True where the key had been used: the ref is the first publish's and nothing was stored. */
+  duplicate: boolean[];
+}
+
 export interface MessageStorePublishOptions {
   idempotencyKey?: string | undefined;
   /**
@@ -109,6 +121,17 @@ export interface MessageStore {
     inputs: readonly PublishInput[],
     options?: MessageStorePublishOptions,
   ): Promise<PublishedRef[]>;
+  /**
+   * Stores messages each under its own idempotency key (`waystation import`), in order. A message
+   * whose key was used within the dedup window (or earlier in `inputs`) answers the first
+   * publish's ref and is not stored again (`duplicate` true); a key reused for a different
+   * message is refused (IdempotencyKeyReusedError) before anything is stored.
+   */
+  publishEach(
+    stream: string,
+    inputs: readonly KeyedPublishInput[],
+    options?: Omit<MessageStorePublishOptions, 'idempotencyKey'>,
+  ): Promise<PublishedEach>;
   /** Bytes all streams hold. */
   usedBytes(): number;
   /** Where a message id points (UnknownMessageError when malformed or not here). */

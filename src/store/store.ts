@@ -11,6 +11,7 @@ import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   IdempotencyKeyReusedError,
+  InvalidArgumentError,
   ShuttingDownError,
   StorageFullError,
   StreamInUseError,
@@ -24,7 +25,12 @@ import {
   type StorageFileSystem,
   type StorageWarning,
 } from '../log/index.js';
-import type { MessageStore, MessageStorePublishOptions } from './backend.js';
+import type {
+  KeyedPublishInput,
+  MessageStore,
+  MessageStorePublishOptions,
+  PublishedEach,
+} from './backend.js';
 import { DataDirLock, dataDirError } from './data-dir-lock.js';
 import { DeadLetters } from './dead-letters.js';
 import { fingerprintOf } from './fingerprint.js';
@@ -263,24 +269,98 @@ export class Store implements MessageStore {
         return seen.refs;
       }
     }
-    const bytes = inputs.reduce(
-      (sum, i) => sum + (i.payload instanceof Uint8Array ? i.payload.byteLength : 0),
-      0,
-    );
-    await this.guardStorage(streamName, inputs);
-    const release = await options.admit?.(streamName, inputs.length, bytes);
     const withKey =
       options.idempotencyKey === undefined
         ? inputs
         : inputs.map((input) => ({ ...input, idempotencyKey: options.idempotencyKey, fingerprint }));
-    const refs = stream.append(withKey);
-    if (release) refs.then(release, release);
-    if (key !== undefined) {
-      this.dedup.set(key, { at: this.now(), refs, fingerprint });
-      // A failed publish must not answer later retries with its error.
-      refs.catch(() => this.dedup.delete(key));
-    }
+    const refs = this.append(stream, inputs, withKey, options.admit);
+    // Taken before the append's awaits, so a concurrent retry with the same key waits for this one.
+    if (key !== undefined) this.remember(key, refs, fingerprint);
     return refs;
+  }
+
+  /**
+   * Stores messages each under its own idempotency key, new ones in one all-or-nothing append
+   * (one durable write for the lot, in input order); see MessageStore.publishEach.
+   */
+  async publishEach(
+    streamName: string,
+    inputs: readonly KeyedPublishInput[],
+    options: Omit<PublishOptions, 'idempotencyKey'> = {},
+  ): Promise<PublishedEach> {
+    if (this.closing) throw new ShuttingDownError();
+    const stream = this.stream(streamName);
+    if (inputs.length === 0) throw new InvalidArgumentError('A publish needs at least one message.');
+    this.expireDedup();
+    const fresh: { key: string; fingerprint: string; input: PublishInput; record: PublishInput }[] = [];
+    // Per input: the first publish's refs (a used key) or the index of its message in `fresh`.
+    const answers: (Promise<PublishedRef[]> | number)[] = [];
+    const duplicate: boolean[] = [];
+    const earlier = new Map<string, { fingerprint: string; at: number }>();
+    for (const { idempotencyKey, ...input } of inputs) {
+      const key = dedupKey(streamName, idempotencyKey);
+      const fingerprint = fingerprintOf([input]);
+      const seen = this.dedup.get(key);
+      const before = earlier.get(key);
+      const used = seen?.fingerprint ?? before?.fingerprint;
+      if ((seen || before) && used !== undefined && used !== fingerprint)
+        throw new IdempotencyKeyReusedError(streamName, idempotencyKey);
+      duplicate.push(seen !== undefined || before !== undefined);
+      if (seen) answers.push(seen.refs);
+      else if (before) answers.push(before.at);
+      else {
+        earlier.set(key, { fingerprint, at: fresh.length });
+        answers.push(fresh.length);
+        fresh.push({ key, fingerprint, input, record: { ...input, idempotencyKey, fingerprint } });
+      }
+    }
+    const appended =
+      fresh.length === 0
+        ? Promise.resolve([])
+        : this.append(
+            stream,
+            fresh.map((f) => f.input),
+            fresh.map((f) => f.record),
+            options.admit,
+          );
+    for (const [j, f] of fresh.entries()) {
+      const refs = appended.then((all) => [all[j]!]);
+      // Awaited only by a later retry; the failure itself reaches the caller through `appended`.
+      refs.catch(() => {});
+      this.remember(f.key, refs, f.fingerprint);
+    }
+    const all = await appended;
+    const refs = await Promise.all(
+      answers.map(async (a) => (typeof a === 'number' ? all[a]! : (await a)[0]!)),
+    );
+    return { refs, duplicate };
+  }
+
+  /** Storage limits, then admission, then the append; resolves once durable. */
+  private async append(
+    stream: Stream,
+    inputs: readonly PublishInput[],
+    records: readonly PublishInput[],
+    admit: PublishOptions['admit'],
+  ): Promise<PublishedRef[]> {
+    const bytes = inputs.reduce(
+      (sum, i) => sum + (i.payload instanceof Uint8Array ? i.payload.byteLength : 0),
+      0,
+    );
+    await this.guardStorage(stream.name, inputs);
+    const release = await admit?.(stream.name, inputs.length, bytes);
+    const refs = stream.append(records);
+    if (release) refs.then(release, release);
+    return refs;
+  }
+
+  private remember(key: string, refs: Promise<PublishedRef[]>, fingerprint: string | undefined): void {
+    const entry = { at: this.now(), refs, fingerprint };
+    this.dedup.set(key, entry);
+    // A failed publish must not answer later retries with its error.
+    refs.catch(() => {
+      if (this.dedup.get(key) === entry) this.dedup.delete(key);
+    });
   }
 
   private expireDedup(): void {

@@ -54,6 +54,27 @@ describe('NDJSON batches with per-line idempotencyKey and expiresAt (what waysta
     expect(other.json().error.code).toBe('WS_ERR_IDEMPOTENCY_KEY_REUSED');
   });
 
+  it('stores a batch of keyed lines all or nothing, in order, a key doubled in it once', async () => {
+    ({ gw } = await startGateway(config));
+    const lines = Array.from({ length: 200 }, (_, i) => ({ payload: `m${i}`, idempotencyKey: `src-${i}` }));
+    const res = await batch([...lines, lines[7]!]);
+    expect(res.json()).toMatchObject({ stored: 200, duplicates: 1 });
+    expect(res.json().ids[200]).toBe(res.json().ids[7]);
+    const stored = await gw.ws.readMessages('dst', { fromSeq: 1 });
+    expect(stored.map((m) => m.payload?.toString())).toEqual(lines.map((l) => l.payload));
+    // A doubled key with a different line is refused before anything of the batch is stored.
+    const clash = await batch([
+      { payload: 'new', idempotencyKey: 'src-new' },
+      { payload: 'x', idempotencyKey: 'src-dup' },
+      { payload: 'y', idempotencyKey: 'src-dup' },
+    ]);
+    expect(clash.statusCode).toBe(422);
+    expect(gw.ws.streamBounds('dst').lastSeq).toBe(200);
+    expect((await batch([{ payload: 'new', idempotencyKey: 'src-new' }])).json()).toMatchObject({
+      stored: 1,
+    });
+  });
+
   it('keeps the absolute expiry of each line and skips lines already expired', async () => {
     ({ gw } = await startGateway(config));
     const expiresAt = Date.now() + 3_600_000;

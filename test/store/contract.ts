@@ -171,6 +171,52 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       });
     });
 
+    it('stores concurrent publishes with one idempotency key once', async () => {
+      await withStore(async (store) => {
+        const req = [{ payload: bytes('a') }];
+        const answers = await Promise.all([
+          store.publish('orders', req, { idempotencyKey: 'same' }),
+          store.publish('orders', req, { idempotencyKey: 'same' }),
+          store.publish('orders', req, { idempotencyKey: 'same' }),
+        ]);
+        expect(answers[1]).toEqual(answers[0]);
+        expect(answers[2]).toEqual(answers[0]);
+        expect(store.stream('orders').lastSeq).toBe(1);
+      });
+    });
+
+    it('publishes each message under its own key in order; a used key, also earlier in the call, stores nothing again', async () => {
+      await withStore(async (store, reopen) => {
+        const first = await store.publishEach('orders', [
+          { payload: bytes('a'), idempotencyKey: 'x-1' },
+          { payload: bytes('b'), idempotencyKey: 'x-2' },
+          { payload: bytes('b'), idempotencyKey: 'x-2' },
+        ]);
+        expect(first.duplicate).toEqual([false, false, true]);
+        expect(first.refs.map((r) => r.seq)).toEqual([1, 2, 2]);
+        const again = await store.publishEach('orders', [
+          { payload: bytes('a'), idempotencyKey: 'x-1' },
+          { payload: bytes('c'), idempotencyKey: 'x-3' },
+        ]);
+        expect(again.duplicate).toEqual([true, false]);
+        expect(again.refs.map((r) => r.id)).toEqual([first.refs[0]!.id, again.refs[1]!.id]);
+        expect(again.refs[1]!.seq).toBe(3);
+        // A key publishEach used answers an ordinary idempotent publish of the same message too.
+        expect(await store.publish('orders', [{ payload: bytes('c') }], { idempotencyKey: 'x-3' })).toEqual([
+          again.refs[1],
+        ]);
+        const messages = await store.stream('orders').read({ fromSeq: 1 });
+        expect(messages.map((m) => Buffer.from(m.payload!).toString())).toEqual(['a', 'b', 'c']);
+        const after = await reopen();
+        const retried = await after.publishEach('orders', [{ payload: bytes('b'), idempotencyKey: 'x-2' }]);
+        expect(retried).toEqual({ refs: [first.refs[1]], duplicate: [true] });
+        await expect(
+          after.publishEach('orders', [{ payload: bytes('other'), idempotencyKey: 'x-1' }]),
+        ).rejects.toMatchObject({ code: 'WS_ERR_IDEMPOTENCY_KEY_REUSED' });
+        expect(after.stream('orders').lastSeq).toBe(3);
+      });
+    });
+
     it('asks admission before storing and stores nothing it refuses', async () => {
       await withStore(async (store) => {
         const seen: [string, number, number][] = [];

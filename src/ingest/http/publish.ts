@@ -302,11 +302,12 @@ interface LinesAnswer {
 
 /**
  * A batch whose lines carry `expiresAt` or `idempotencyKey` (what `waystation import` sends).
- * With per-line keys each line is its own idempotent publish, stored in line order, one after the
- * other: a line whose key was used within storage.dedupWindow answers the first id and stores
- * nothing. Such a batch is not all-or-nothing: a failure leaves the lines before it stored, and
- * sending the batch again stores each line once. A line whose expiresAt has passed is not stored
- * (null in ids). Without per-line keys the batch stays one all-or-nothing publish.
+ * With per-line keys each line is its own idempotent message (Waystation.publishEach): a line
+ * whose key was used within storage.dedupWindow, or earlier in the batch, answers the first id
+ * and stores nothing; the others are stored in line order in one durable write, all or nothing
+ * (in cluster mode one after the other: a failure leaves the lines before it stored). Sending the
+ * batch again stores each line once. A line whose expiresAt has passed is not stored (null in
+ * ids). Without per-line keys the batch stays one all-or-nothing publish.
  */
 async function publishLines(
   ws: Waystation,
@@ -349,18 +350,20 @@ async function publishLines(
     answer.stored = refs.length;
     return answer;
   }
+  const kept: { at: number; message: BatchMessage & { idempotencyKey: string } }[] = [];
   for (const [at, line] of lines.entries()) {
     const message = live(line);
-    if (!message) continue;
-    const before = ws.streamBounds(stream).lastSeq;
-    const ref = await ws.publish(stream, message.payload, {
-      ...message,
-      idempotencyKey: line.idempotencyKey,
-    });
-    answer.ids[at] = ref.id;
-    // A used key answers the first publish's id, which is not above what the stream held before.
-    if (ref.seq > before) answer.stored++;
-    else answer.duplicates++;
+    if (message) kept.push({ at, message: { ...message, idempotencyKey: line.idempotencyKey! } });
+  }
+  if (kept.length === 0) return answer;
+  const { refs, duplicate } = await ws.publishEach(
+    stream,
+    kept.map((k) => k.message),
+  );
+  for (const [i, ref] of refs.entries()) {
+    answer.ids[kept[i]!.at] = ref.id;
+    if (duplicate[i]) answer.duplicates++;
+    else answer.stored++;
   }
   return answer;
 }
