@@ -20,7 +20,8 @@
  * the broker's RSS per idle session (VmRSS before and after creating them) and its peak RSS
  * (VmHWM); RESULT adds scale_ratio, scale_cpu_ratio, rss_per_session_bytes, peak_rss_mb.
  * Flags: --messages N, --window W, --clients C, --repeats R, --mosquitto URL, --dir DIR,
- * --sessions S, --scale-seconds T, --only headline|scale,
+ * --sessions S, --scale-seconds T, --only headline|scale, --fsync always|never (never: the
+ * cost of the durable PUBACK, for diagnosis),
  * --profile DIR (writes a CPU profile of the Waystation process there).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -46,6 +47,9 @@ const PROFILE = args.get('profile');
 const SESSIONS = Number(args.get('sessions') ?? 100_000);
 const SCALE_SECONDS = Number(args.get('scale-seconds') ?? 15);
 const ONLY = args.get('only');
+// never: what the PUBACK's wait for the fdatasync costs (diagnosis; the headline is always).
+const FSYNC = args.get('fsync') ?? 'always';
+if (FSYNC !== 'always' && FSYNC !== 'never') throw new Error('--fsync is always or never');
 const payload = Buffer.alloc(1024, 0x61);
 
 async function connectAll(url: string): Promise<MqttClient[]> {
@@ -169,7 +173,7 @@ async function startWaystation(dir: string): Promise<{ url: string; proc: ChildP
     [
       'dataDir: ./data',
       'http: { listen: "127.0.0.1:0" }',
-      'storage: { fsync: always }',
+      `storage: { fsync: ${FSYNC} }`,
       'mqtt:',
       '  listen: "127.0.0.1:0"',
       '  allowAnonymous: true',
