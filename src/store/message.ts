@@ -46,14 +46,18 @@ interface MetaJson {
 export function encodeMeta(meta: MessageMeta): Buffer {
   const json: MetaJson = {};
   if (meta.key !== undefined) json.k = meta.key;
-  if (Object.keys(meta.headers).length > 0) json.h = { ...meta.headers };
+  for (const _ in meta.headers) {
+    json.h = meta.headers as Record<string, string>;
+    break;
+  }
   if (meta.expiresAt !== undefined) json.e = meta.expiresAt;
   if (meta.idempotencyKey !== undefined) json.i = meta.idempotencyKey;
   if (meta.fingerprint !== undefined) json.f = meta.fingerprint;
-  const body = Buffer.from(JSON.stringify(json));
-  const out = Buffer.allocUnsafe(body.byteLength + 1);
+  // Written straight after the version byte: one Buffer a message on the publish path, not two.
+  const text = JSON.stringify(json);
+  const out = Buffer.allocUnsafe(Buffer.byteLength(text) + 1);
   out[0] = META_VERSION;
-  body.copy(out, 1);
+  out.write(text, 1);
   return out;
 }
 
