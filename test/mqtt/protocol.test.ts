@@ -7,6 +7,51 @@ import { collect, connectClient, mqttUrl, rawClient } from '../support/mqtt.js';
 import { until } from '../support/wait.js';
 
 describe('mqtt broker: protocol robustness', () => {
+  it('answers a QoS 1 publish with the four-byte PUBACK in 3.1.1 and 5, and a refusal with its reason code', async () => {
+    const { gw } = await startGateway({
+      mqtt: { allowAnonymous: true, anonymous: { publish: ['ok/#'] } },
+    });
+    try {
+      const url = mqttUrl(gw);
+      for (const version of [4, 5] as const) {
+        const c = await rawClient(url, version);
+        const raw: Buffer[] = [];
+        c.socket.on('data', (b: Buffer) => raw.push(b));
+        c.connect(`ack-${version}`);
+        await until(() => c.packets.length === 1, 2000, 'CONNACK');
+        raw.length = 0;
+        c.send({
+          cmd: 'publish',
+          topic: 'ok/1',
+          payload: 'x',
+          qos: 1,
+          retain: false,
+          dup: false,
+          messageId: 513,
+        });
+        await until(() => c.packets.length === 2, 2000, 'PUBACK');
+        expect(Buffer.concat(raw)).toEqual(Buffer.from([0x40, 0x02, 0x02, 0x01]));
+        expect(c.packets[1]).toMatchObject({ cmd: 'puback', messageId: 513 });
+        if (version === 5) {
+          c.send({
+            cmd: 'publish',
+            topic: 'no/1',
+            payload: 'x',
+            qos: 1,
+            retain: false,
+            dup: false,
+            messageId: 7,
+          });
+          await until(() => c.packets.length === 3, 2000, 'the refusing PUBACK');
+          expect(c.packets[2]).toMatchObject({ cmd: 'puback', messageId: 7, reasonCode: 0x87 });
+        }
+        c.socket.destroy();
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
   it('closes a connection on malformed bytes, an oversized packet or a non-CONNECT first packet, and others carry on', async () => {
     const { gw } = await startGateway({ mqtt: { allowAnonymous: true, maxPacketSize: '64KiB' } });
     try {

@@ -88,6 +88,7 @@ export interface BrokerStats {
 
 const RETENTION_CHECK_MS = 60_000;
 /** Bounds of one batched append (well below the log's 1 GiB per append). */
+const RESOLVED: Promise<void> = Promise.resolve();
 const BATCH_MESSAGES = 1000;
 const BATCH_BYTES = 8 * 1024 * 1024;
 /** Segments of the session journal: small, so compaction frees space soon. */
@@ -376,21 +377,37 @@ export class Broker {
    * durable; throws StorageFullError / RouteFullError when refused), then to live subscribers
    * and the retained store.
    */
-  async publish(message: BrokerMessage, publisher: string, idempotencyKey?: string): Promise<void> {
-    this.received++;
-    const sfTopics = this.topics.matching(message.topic);
-    if (sfTopics.length > 0) {
+  publish(message: BrokerMessage, publisher: string, idempotencyKey?: string): Promise<void> {
+    // A promise chain rather than an async function with two awaits: this runs for every
+    // publish, and each await allocated a promise the collector then had to find.
+    try {
+      this.received++;
+      const sfTopics = this.topics.matching(message.topic);
+      if (sfTopics.length === 0) return this.afterStored(message, publisher, sfTopics);
       const stored: BatchMessage = {
         payload: message.payload,
         headers: toHeaders(message),
         ttl: message.expiresAt === undefined ? undefined : Math.max(1, message.expiresAt - this.clock.now()),
       };
-      if (sfTopics.length === 1) await this.store(sfTopics[0]!.stream, stored, idempotencyKey);
-      else await Promise.all(sfTopics.map((t) => this.store(t.stream, stored, idempotencyKey)));
+      const storing =
+        sfTopics.length === 1
+          ? this.store(sfTopics[0]!.stream, stored, idempotencyKey)
+          : Promise.all(sfTopics.map((t) => this.store(t.stream, stored, idempotencyKey)));
+      return storing.then(() => this.afterStored(message, publisher, sfTopics));
+    } catch (err) {
+      return Promise.reject(err);
     }
+  }
+
+  /** Once stored: the retained store, then live subscribers. */
+  private afterStored(
+    message: BrokerMessage,
+    publisher: string,
+    sfTopics: readonly SfTopic[],
+  ): Promise<void> {
     if (message.retain) this.retained.set(message);
     // Copies for persistent sessions are journaled before the publisher is answered.
-    await this.route(message, publisher, sfTopics);
+    return this.route(message, publisher, sfTopics) ?? RESOLVED;
   }
 
   /** A publish nobody can be told about (QoS 0, a will): failing to store it is logged and counted. */
@@ -462,8 +479,10 @@ export class Broker {
     publisher: string,
     stored: readonly SfTopic[],
   ): Promise<void> | undefined {
-    const best = new Map<Session, { qos: QoS; ids: number[]; retain: boolean }>();
-    const groups: SharedGroup[] = [];
+    // Allocated on the first match only: most publishes into a store-and-forward topic match no
+    // live subscription, and this runs for every one of them.
+    let best: Map<Session, { qos: QoS; ids: number[]; retain: boolean }> | undefined;
+    let groups: SharedGroup[] | undefined;
     const isStored = stored.length > 0;
     this.index.match(message.topic, {
       subscriber: (session, sub) => {
@@ -472,6 +491,7 @@ export class Broker {
         // Overlapping subscriptions: one copy at the highest QoS, all identifiers [MQTT-3.3.4-2].
         const qos = Math.min(sub.qos, message.qos) as QoS;
         const retain = sub.retainAsPublished && message.retain;
+        best ??= new Map();
         const b = best.get(session);
         if (!b)
           best.set(session, {
@@ -485,15 +505,19 @@ export class Broker {
           if (sub.subscriptionId !== undefined) b.ids.push(sub.subscriptionId);
         }
       },
-      group: (group) => groups.push(group),
+      group: (group) => {
+        groups ??= [];
+        groups.push(group);
+      },
     });
+    if (best === undefined && groups === undefined) return undefined;
     const targets: { session: Session; delivery: JournaledDelivery }[] = [];
-    for (const [session, b] of best)
+    for (const [session, b] of best ?? [])
       targets.push({
         session,
         delivery: { clientId: session.clientId, qos: b.qos, subscriptionIds: b.ids, retain: b.retain },
       });
-    for (const group of groups) {
+    for (const group of groups ?? []) {
       // Round-robin, preferring connected members [MQTT 5.0 §4.8.2].
       const members = [...group.members];
       const connected = members.filter(([session]) => session.link !== undefined);
