@@ -120,3 +120,24 @@ describe('StateFile', () => {
     file.cancel();
   });
 });
+
+describe('StateFile retries', () => {
+  it('backs off even when it saves without delay, and a cancelled file is not written back', async () => {
+    const fs = new MemFileSystem();
+    await fs.mkdir('/s');
+    const errors: unknown[] = [];
+    const file = new StateFile('/s/c.json', () => ({ v: 1 }), (err) => errors.push(err), 0, fs);
+    fs.capacity = fs.usedBytes();
+    await expect(file.save()).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 250));
+    // 0.1 s, then 0.2 s: two retries at most in a quarter of a second, not one a millisecond.
+    expect(errors.length).toBeLessThanOrEqual(3);
+    await file.cancel();
+    fs.capacity = Number.POSITIVE_INFINITY;
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await fs.sizeOf('/s/c.json')).toBeUndefined();
+    file.changed();
+    await file.save();
+    expect(await fs.sizeOf('/s/c.json')).toBeUndefined();
+  });
+});

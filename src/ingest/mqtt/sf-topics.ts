@@ -238,7 +238,7 @@ export class StoreAndForwardTopics {
     await this.ws.removeStream(t.stream);
     this.topics.delete(t.filter);
     this.byStream.delete(t.stream);
-    t.file.cancel();
+    await t.file.cancel();
     await this.runtimeFile.save();
     await rm(t.file.path, { force: true });
   }
