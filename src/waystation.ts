@@ -413,7 +413,7 @@ export class Waystation {
     if (typeof stream !== 'string') throw new ArgumentError(`stream must be a string; got ${typeof stream}.`);
     if (!Array.isArray(messages))
       throw new ArgumentError('messages must be an array of { payload, key?, headers?, ttl? }.');
-    if (messages.length === 0) throw new InvalidArgumentError('publishBatch needs at least one message.');
+    if (messages.length === 0) throw new InvalidArgumentError('A publish needs at least one message.');
     const now = this.now();
     const single = messages.length === 1;
     const inputs: PublishInput[] = messages.map((m, i) => {

@@ -27,6 +27,7 @@ import { connect, type NatsConnection, headers as natsHeaders } from '@nats-io/t
 import {
   ClusterPayloadTooLargeError,
   ClusterUnavailableError,
+  IdempotencyKeyReusedError,
   InvalidArgumentError,
   ShuttingDownError,
   StreamInUseError,
@@ -394,8 +395,9 @@ export class JetStreamStore implements MessageStore {
 
   /**
    * One JetStream message per input, one after the other (each key is its own Nats-Msg-Id), so
-   * unlike the embedded store's this is not all-or-nothing: a failure leaves the inputs before it
-   * stored, and a retry stores each once.
+   * unlike the embedded store's this is not all-or-nothing: a failure, or a key used earlier for
+   * another message, leaves the inputs before it stored, and a retry stores each once. A key
+   * doubled within `inputs` for different messages is refused before anything is stored.
    */
   async publishEach(
     streamName: string,
@@ -404,6 +406,14 @@ export class JetStreamStore implements MessageStore {
   ): Promise<PublishedEach> {
     if (inputs.length === 0) throw new InvalidArgumentError('A publish needs at least one message.');
     const stream = this.stream(streamName);
+    const seen = new Map<string, string>();
+    for (const { idempotencyKey, ...input } of inputs) {
+      const fingerprint = fingerprintOf([input]);
+      const first = seen.get(idempotencyKey);
+      if (first !== undefined && first !== fingerprint)
+        throw new IdempotencyKeyReusedError(streamName, idempotencyKey);
+      seen.set(idempotencyKey, fingerprint);
+    }
     const answer: PublishedEach = { refs: [], duplicate: [] };
     for (const { idempotencyKey, ...input } of inputs) {
       const before = stream.lastSeq;

@@ -69,6 +69,8 @@ export type PublishOptions = MessageStorePublishOptions;
 interface DedupEntry {
   at: number;
   refs: Promise<PublishedRef[]>;
+  /** Whether `refs` has settled (a publish still being stored may yet fail and free its key). */
+  settled: boolean;
   /** Undefined for keys written before fingerprints were stored: any retry matches. */
   fingerprint: string | undefined;
 }
@@ -182,7 +184,12 @@ export class Store implements MessageStore {
     }
     // Oldest first, as expireDedup expects.
     for (const [key, e] of [...found].sort((a, b) => a[1].at - b[1].at)) {
-      this.dedup.set(key, { at: e.at, refs: Promise.resolve(e.refs), fingerprint: e.fingerprint });
+      this.dedup.set(key, {
+        at: e.at,
+        refs: Promise.resolve(e.refs),
+        settled: true,
+        fingerprint: e.fingerprint,
+      });
     }
   }
 
@@ -291,6 +298,16 @@ export class Store implements MessageStore {
     if (this.closing) throw new ShuttingDownError();
     const stream = this.stream(streamName);
     if (inputs.length === 0) throw new InvalidArgumentError('A publish needs at least one message.');
+    // A key another publish is still storing: wait for its outcome first (it may fail and free
+    // the key), so this call's answer is its own and its new messages all or nothing.
+    for (;;) {
+      const pending = inputs
+        .map((i) => this.dedup.get(dedupKey(streamName, i.idempotencyKey)))
+        .filter((e): e is DedupEntry => e !== undefined && !e.settled);
+      if (pending.length === 0) break;
+      await Promise.allSettled(pending.map((e) => e.refs));
+      if (this.closing) throw new ShuttingDownError();
+    }
     this.expireDedup();
     const fresh: { key: string; fingerprint: string; input: PublishInput; record: PublishInput }[] = [];
     // Per input: the first publish's refs (a used key) or the index of its message in `fresh`.
@@ -355,12 +372,18 @@ export class Store implements MessageStore {
   }
 
   private remember(key: string, refs: Promise<PublishedRef[]>, fingerprint: string | undefined): void {
-    const entry = { at: this.now(), refs, fingerprint };
+    const entry: DedupEntry = { at: this.now(), refs, settled: false, fingerprint };
     this.dedup.set(key, entry);
-    // A failed publish must not answer later retries with its error.
-    refs.catch(() => {
-      if (this.dedup.get(key) === entry) this.dedup.delete(key);
-    });
+    refs.then(
+      () => {
+        entry.settled = true;
+      },
+      () => {
+        entry.settled = true;
+        // A failed publish must not answer later retries with its error.
+        if (this.dedup.get(key) === entry) this.dedup.delete(key);
+      },
+    );
   }
 
   private expireDedup(): void {

@@ -217,6 +217,39 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       });
     });
 
+    it('publishEach refuses a key doubled in one call for different messages, storing nothing', async () => {
+      await withStore(async (store) => {
+        await expect(
+          store.publishEach('orders', [
+            { payload: bytes('new'), idempotencyKey: 'n' },
+            { payload: bytes('x'), idempotencyKey: 'd' },
+            { payload: bytes('y'), idempotencyKey: 'd' },
+          ]),
+        ).rejects.toMatchObject({ code: 'WS_ERR_IDEMPOTENCY_KEY_REUSED' });
+        expect(store.stream('orders').lastSeq).toBe(0);
+      });
+    });
+
+    it('publishEach waits for a key another publish is still storing: if that one fails, the key is its own', async () => {
+      await withStore(async (store) => {
+        const refused = store.publish('orders', [{ payload: bytes('a') }], {
+          idempotencyKey: 'k1',
+          admit: async () => {
+            await new Promise((r) => setTimeout(r, 50));
+            throw new Error('refused');
+          },
+        });
+        const each = store.publishEach('orders', [
+          { payload: bytes('a'), idempotencyKey: 'k1' },
+          { payload: bytes('b'), idempotencyKey: 'k2' },
+        ]);
+        await expect(refused).rejects.toThrow('refused');
+        const answer = await each;
+        expect(answer.duplicate).toEqual([false, false]);
+        expect(answer.refs.map((r) => r.seq)).toEqual([1, 2]);
+      });
+    });
+
     it('asks admission before storing and stores nothing it refuses', async () => {
       await withStore(async (store) => {
         const seen: [string, number, number][] = [];
