@@ -1,20 +1,30 @@
 /**
  * Message headers as HTTP header fields. A stored message's headers come from any intake: an MQTT
- * 5 user property may be named `my prop` or carry `€`, which no HTTP header can (RFC 9110 §5.1
- * and §5.5; undici refuses them). Sent as they are, such a message would fail at every attempt
- * and hold its route. Pure functions, in the store layer beside the message's headers, for every
- * adapter that sends them (the http and waystation targets, the dead-letter payload endpoint).
+ * 5 user property may be named `my prop` or carry `€` or a line break, which no HTTP header can
+ * (RFC 9110 §5.1 and §5.5; undici refuses them). Sent as they are, such a message would fail at
+ * every attempt and hold its route. Pure functions, in the store layer beside the message's
+ * headers, for every adapter that sends them (the http and waystation targets, the dead-letter
+ * payload endpoint) and the HTTP intake that decodes what a waystation target sent.
  *
- * - A name keeps its RFC 9110 token characters, lower-cased; every other character is
- *   percent-encoded (its UTF-8 bytes), so `My Prop` is sent as `my%20prop`.
- * - A value keeps visible ASCII, space and tab; every other character is percent-encoded the
- *   same way (`€` is `%E2%82%AC`). A `%` already in a value is left as it is.
+ * - A name keeps its RFC 9110 token characters but `%`, lower-cased; every other character (and
+ *   `%`) is percent-encoded as its UTF-8 bytes: `My Prop` is sent as `my%20prop`. Two names can
+ *   no longer meet in one.
+ * - A value that HTTP can carry (tab, space, visible ASCII and Latin-1, U+0080–U+00FF, which
+ *   Node and undici send as one byte each) is sent as it is. A value that it cannot (a control
+ *   character, anything above U+00FF) has those characters and every `%` percent-encoded:
+ *   `5 €` is sent as `5 %E2%82%AC`, and decodeURIComponent gives the value back.
+ * - `Waystation-Encoded-Headers` lists, comma-separated, the fields sent that way, so a receiver
+ *   knows what to decode; Waystation's own intake decodes them.
  * - Headers that describe the connection rather than the message (RFC 9110 §7.6.1: `connection`,
  *   `keep-alive`, `transfer-encoding`, …; and `host`, `expect`) are not sent, nor is an empty name.
  */
+import { BadRequestError } from '../errors.js';
 
-const NOT_TOKEN = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/gu;
-const NOT_FIELD_VALUE = /[^\t\x20-\x7e]/gu;
+export const ENCODED_HEADERS = 'waystation-encoded-headers';
+
+const NOT_NAME = /[^!#$&'*+\-.^_`|~0-9a-z]/gu;
+const NOT_SENDABLE = /[^\t\x20-\x7e\x80-\xff]/u;
+const ESCAPED_IN_VALUE = /[^\t\x20-\x24\x26-\x7e\x80-\xff]/gu;
 
 const CONNECTION_HEADERS = new Set([
   'connection',
@@ -36,24 +46,57 @@ function percentEncode(c: string): string {
 
 /** `name` as an HTTP field name (all lower case, escapes too: the form Node gives received names). */
 export function httpHeaderName(name: string): string {
-  return name.toLowerCase().replace(NOT_TOKEN, (c) => percentEncode(c).toLowerCase());
+  return name.toLowerCase().replace(NOT_NAME, (c) => percentEncode(c).toLowerCase());
 }
 
-/** `value` as an HTTP field value. */
+/** `value` as an HTTP field value: unchanged when HTTP can carry it. */
 export function httpHeaderValue(value: string): string {
-  return value.replace(NOT_FIELD_VALUE, percentEncode);
+  return NOT_SENDABLE.test(value) ? value.replace(ESCAPED_IN_VALUE, percentEncode) : value;
 }
 
-/** Adds a message's headers to `into` as HTTP fields (`prefix` before each name), skipping connection headers. */
+/**
+ * Adds a message's headers to `into` as HTTP fields (`prefix` before each name), skipping
+ * connection headers; the names of the fields it had to encode are added to `encoded`.
+ */
 export function addHttpHeaders(
   into: Record<string, string>,
   headers: Readonly<Record<string, string>>,
   prefix = '',
+  encoded?: string[],
 ): Record<string, string> {
-  for (const [k, v] of Object.entries(headers)) {
+  for (const k in headers) {
+    if (!Object.hasOwn(headers, k)) continue;
+    const raw = headers[k]!;
     const name = httpHeaderName(k);
     if (name === '' || (prefix === '' && CONNECTION_HEADERS.has(name))) continue;
-    into[prefix + name] = httpHeaderValue(v);
+    const value = httpHeaderValue(raw);
+    if (encoded && (name !== k.toLowerCase() || value !== raw)) encoded.push(prefix + name);
+    // defineProperty: a header named `__proto__` is a field like any other, not the prototype.
+    Object.defineProperty(into, prefix + name, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return into;
+}
+
+/** `Waystation-Encoded-Headers` as the set of field names it lists. */
+export function encodedHeaderNames(value: string | undefined): ReadonlySet<string> {
+  if (value === undefined || value === '') return EMPTY;
+  return new Set(value.split(',').map((n) => n.trim().toLowerCase()));
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+/** A percent-encoded name or value back as it was; a 400 naming the field when it is not valid. */
+export function decodeHttpHeader(text: string, field: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new BadRequestError(
+      `${field} is listed in Waystation-Encoded-Headers but is not valid percent-encoded UTF-8; send it as it is, or encode it.`,
+    );
+  }
 }

@@ -5,7 +5,8 @@
  *   large), with the message's headers, `content-type`, `Waystation-Id`, `Waystation-Stream`,
  *   `Waystation-Seq`, `Waystation-Key` and `Idempotency-Key: <message id>` so receivers can
  *   de-duplicate redeliveries. Messages of one batch go one after another, in order. Header
- *   names and values no HTTP header can carry are percent-encoded (src/store/http-headers.ts).
+ *   names and values no HTTP header can carry are percent-encoded and listed in
+ *   `Waystation-Encoded-Headers` (src/store/http-headers.ts).
  * - `batch` mode: one POST of NDJSON (ndjson.ts) per batch; the status applies to all of it.
  * - `compression` (gzip | br, default none; compression.ts): request bodies of both modes are
  *   sent with that Content-Encoding (in single mode the payload, compressed as it is read).
@@ -18,7 +19,7 @@
 import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, deliverInOrder, nack, permanentError } from '../delivery/target.js';
-import { addHttpHeaders, httpHeaderValue } from '../store/http-headers.js';
+import { addHttpHeaders, ENCODED_HEADERS, httpHeaderValue } from '../store/http-headers.js';
 import { type Compression, compressBody, compressStream } from './compression.js';
 import { ndjsonBatch } from './ndjson.js';
 import { redactUrl } from './template.js';
@@ -103,12 +104,17 @@ export class HttpTarget implements Target {
   }
 
   private messageHeaders(d: Delivery): Record<string, string> {
-    const headers = addHttpHeaders({}, d.headers);
+    const encoded: string[] = [];
+    const headers = addHttpHeaders({}, d.headers, '', encoded);
     headers['content-type'] ??= 'application/octet-stream';
     headers['waystation-id'] = d.id;
     headers['waystation-stream'] = d.stream;
     headers['waystation-seq'] = String(d.seq);
-    if (d.key !== undefined) headers['waystation-key'] = httpHeaderValue(d.key);
+    if (d.key !== undefined) {
+      headers['waystation-key'] = httpHeaderValue(d.key);
+      if (headers['waystation-key'] !== d.key) encoded.push('waystation-key');
+    }
+    if (encoded.length > 0) headers[ENCODED_HEADERS] = encoded.join(',');
     headers['idempotency-key'] = d.id;
     headers['content-length'] = String(d.payloadBytes);
     return headers;

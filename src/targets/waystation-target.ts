@@ -2,7 +2,8 @@
  * Another Waystation downstream (SFC's chained/IPC targets): each message is POSTed to the
  * downstream HTTP API with `Idempotency-Key: <source message id>`, so a retried forward is
  * stored once downstream; the key, TTL-free headers (`Waystation-Header-*`) and content type
- * travel with it. One request per message, in order (the downstream batch endpoint takes one key
+ * travel with it (what HTTP cannot carry percent-encoded, listed in `Waystation-Encoded-Headers`,
+ * and decoded downstream). One request per message, in order (the downstream batch endpoint takes one key
  * per batch, which cannot de-duplicate single messages of a retried batch).
  * With `compression` (gzip | br) each request body is compressed (compression.ts) and sent with
  * that Content-Encoding; the downstream ingest decodes it while it streams in.
@@ -13,7 +14,7 @@ import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, deliverInOrder, nack, permanentError } from '../delivery/target.js';
-import { addHttpHeaders, httpHeaderValue } from '../store/http-headers.js';
+import { addHttpHeaders, ENCODED_HEADERS, httpHeaderValue } from '../store/http-headers.js';
 import { type Compression, compressBody, compressStream } from './compression.js';
 import { compileTemplate, type Template } from './template.js';
 
@@ -55,13 +56,20 @@ export class WaystationTarget implements Target {
 
   private async forward(d: Delivery, signal: AbortSignal): Promise<Outcome> {
     const { 'content-type': contentType, ...rest } = d.headers;
+    const encoded: string[] = [];
     const headers: Record<string, string> = {
       'idempotency-key': d.id,
       'content-type': contentType === undefined ? 'application/octet-stream' : httpHeaderValue(contentType),
       'content-length': String(d.payloadBytes),
     };
-    if (d.key !== undefined) headers['waystation-key'] = httpHeaderValue(d.key);
-    addHttpHeaders(headers, rest, 'waystation-header-');
+    if (contentType !== undefined && headers['content-type'] !== contentType) encoded.push('content-type');
+    if (d.key !== undefined) {
+      headers['waystation-key'] = httpHeaderValue(d.key);
+      if (headers['waystation-key'] !== d.key) encoded.push('waystation-key');
+    }
+    addHttpHeaders(headers, rest, 'waystation-header-', encoded);
+    // The downstream intake decodes what is listed: the message arrives as it was stored here.
+    if (encoded.length > 0) headers[ENCODED_HEADERS] = encoded.join(',');
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     const path = `${this.base.pathname.replace(/\/$/, '')}/v1/streams/${encodeURIComponent(this.stream(d))}/messages`;
     try {

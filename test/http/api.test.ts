@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { startGateway } from '../support/gateway.js';
 import { ScriptedTarget } from '../support/scripted-target.js';
+import { until } from '../support/wait.js';
 
 let gw: Gateway | undefined;
 afterEach(async () => {
@@ -44,6 +45,40 @@ describe('HTTP API', () => {
     expect(d.payload?.toString()).toBe('{"n":1}');
     expect(d.key).toBe('cust-1');
     expect(d.headers).toEqual({ 'content-type': 'application/json', 'x-trace': 'abc' });
+  });
+
+  it('decodes the fields Waystation-Encoded-Headers lists, and refuses one that does not decode, storing nothing', async () => {
+    const target = new ScriptedTarget();
+    ({ gw } = await startGateway(config, { t: target }));
+    const ok = await gw.app.inject({
+      method: 'POST',
+      url: '/v1/streams/orders/messages',
+      payload: 'x',
+      headers: {
+        'content-type': 'text/plain; x=%E2%82%AC',
+        'waystation-key': 'k%0A1',
+        'waystation-header-my%20prop': '50%25',
+        'waystation-header-as-is': '50%25',
+        'waystation-encoded-headers': 'content-type, waystation-key,waystation-header-my%20prop',
+      },
+    });
+    expect(ok.statusCode).toBe(202);
+    await until(() => target.delivered.length === 1, 5000, 'the delivery');
+    expect(target.delivered[0]!.key).toBe('k\n1');
+    expect(target.delivered[0]!.headers).toEqual({
+      'content-type': 'text/plain; x=€',
+      'my prop': '50%',
+      'as-is': '50%25',
+    });
+    const bad = await gw.app.inject({
+      method: 'POST',
+      url: '/v1/streams/orders/messages',
+      payload: 'y',
+      headers: { 'waystation-header-x': '%ZZ', 'waystation-encoded-headers': 'waystation-header-x' },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toMatch(/waystation-header-x is listed in Waystation-Encoded-Headers/);
+    expect(gw.ws.streamBounds('orders').lastSeq).toBe(1);
   });
 
   it('publishes NDJSON batches all-or-nothing and rejects a bad line with its number', async () => {

@@ -75,4 +75,35 @@ describe('waystation target (chaining)', () => {
       headers: { 'content-type': 'text/plain', 'x-site': 'plant-7' },
     });
   });
+
+  it('carries headers HTTP cannot (an MQTT 5 user property) across the hop unchanged', async () => {
+    const collected = new ScriptedTarget();
+    ({ gw: downstream } = await startGateway(
+      {
+        streams: { hub: {} },
+        targets: { c: { type: 'null' } },
+        routes: { r: { streams: ['hub'], target: 'c' } },
+      },
+      { c: collected },
+    ));
+    upstream = await Waystation.open(
+      {
+        dataDir: await tempDir(),
+        targets: { hub: { type: 'waystation', url: downstream.url, stream: 'hub' } },
+        routes: { up: { streams: ['site'], target: 'hub' } },
+      },
+      { logger: pino({ level: 'silent' }) },
+    );
+    const headers = {
+      'content-type': 'text/plain; charset=utf-8; x=€',
+      'my prop': 'line 1\nline 2, 50%',
+      'a%20b': 'not the same field as "a b"',
+      'a b': 'café',
+      plain: 'café',
+    };
+    await upstream.publish('site', Buffer.from('x'), { key: 'clé €', headers });
+    await until(() => collected.delivered.length === 1, 10_000, 'the message downstream');
+    expect(collected.delivered[0]).toMatchObject({ key: 'clé €', headers });
+    expect(Object.keys(collected.delivered[0]!.headers).sort()).toEqual(Object.keys(headers).sort());
+  });
 });

@@ -17,6 +17,7 @@ import {
   UnknownStreamError,
   WaitTimeoutError,
 } from '../../errors.js';
+import { decodeHttpHeader, ENCODED_HEADERS, encodedHeaderNames } from '../../store/http-headers.js';
 import type { BatchMessage, MessageStatus, Waystation } from '../../waystation.js';
 import { type AccessCheck, type Principal, reachesAll } from './auth.js';
 import { type BodyLimits, guardBody, readSmallBody } from './body-guard.js';
@@ -74,7 +75,7 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
         if (declared !== undefined && declared > opts.maxBodyBytes)
           throw new PayloadTooLargeError(opts.maxBodyBytes);
         const publishOptions = {
-          key: header(req, 'waystation-key'),
+          key: messageKey(req),
           headers: messageHeaders(req),
           ttl: ttlOf(req),
           idempotencyKey: header(req, 'idempotency-key'),
@@ -228,16 +229,34 @@ function ttlOf(req: FastifyRequest): number | undefined {
   return ms;
 }
 
-/** Message headers: content-type, and every Waystation-Header-<name>. */
+/**
+ * Message headers: content-type, and every Waystation-Header-<name>; the fields listed in
+ * Waystation-Encoded-Headers (what a waystation target had to percent-encode) decoded.
+ */
 function messageHeaders(req: FastifyRequest): Record<string, string> {
+  const encoded = encodedHeaderNames(header(req, ENCODED_HEADERS));
   const out: Record<string, string> = {};
   const contentType = header(req, 'content-type');
-  if (contentType !== undefined) out['content-type'] = contentType;
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (!name.startsWith(HEADER_PREFIX) || value === undefined) continue;
-    out[name.slice(HEADER_PREFIX.length)] = Array.isArray(value) ? value.join(', ') : value;
+  if (contentType !== undefined)
+    out['content-type'] = encoded.has('content-type')
+      ? decodeHttpHeader(contentType, 'Content-Type')
+      : contentType;
+  for (const [field, raw] of Object.entries(req.headers)) {
+    if (!field.startsWith(HEADER_PREFIX) || raw === undefined) continue;
+    const value = Array.isArray(raw) ? raw.join(', ') : raw;
+    const name = field.slice(HEADER_PREFIX.length);
+    if (encoded.has(field)) out[decodeHttpHeader(name, field)] = decodeHttpHeader(value, field);
+    else out[name] = value;
   }
   return out;
+}
+
+/** Waystation-Key, decoded when Waystation-Encoded-Headers lists it. */
+function messageKey(req: FastifyRequest): string | undefined {
+  const key = header(req, 'waystation-key');
+  if (key === undefined || !encodedHeaderNames(header(req, ENCODED_HEADERS)).has('waystation-key'))
+    return key;
+  return decodeHttpHeader(key, 'Waystation-Key');
 }
 
 /** Passes the body through, failing with 413 once it passes `limit` (nothing is stored then). */

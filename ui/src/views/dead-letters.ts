@@ -210,7 +210,7 @@ function PayloadDialog({
   useEffect(() => {
     fetchBytes(`${path}?maxBytes=${PREVIEW_BYTES}`).then(
       ({ bytes: b, headers }) => {
-        const type = decodedHeader(headers.get('waystation-content-type'));
+        const type = decodedHeader(headers, 'waystation-content-type');
         setPayload({ bytes: b, total: Number(headers.get('waystation-payload-bytes') ?? b.length), type });
         setMode(bestMode(b, type));
       },
@@ -251,9 +251,11 @@ function PayloadDialog({
   <//>`;
 }
 
-/** A header value the gateway percent-encoded where HTTP could not carry it (src/store/http-headers.ts). */
-function decodedHeader(value: string | null): string | null {
-  if (value === null) return null;
+/** A header, decoded when the gateway percent-encoded it (src/store/http-headers.ts). */
+function decodedHeader(headers: Headers, name: string): string | null {
+  const value = headers.get(name);
+  const encoded = (headers.get('waystation-encoded-headers') ?? '').split(',').map((n) => n.trim());
+  if (value === null || !encoded.includes(name)) return value;
   try {
     return decodeURIComponent(value);
   } catch {
