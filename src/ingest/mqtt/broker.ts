@@ -44,6 +44,7 @@ export const Reason = {
   notAuthorized: 0x87,
   serverBusy: 0x89,
   badAuthenticationMethod: 0x8c,
+  serverUnavailable: 0x88,
   serverShuttingDown: 0x8b,
   keepAliveTimeout: 0x8d,
   sessionTakenOver: 0x8e,
@@ -314,6 +315,8 @@ export class Broker {
     this.connections.delete(session);
     this.stopCursors(session);
     session.detach();
+    // Closed: close() journaled the disconnect; no will or expiry timer may outlive the broker.
+    if (this.closed) return;
     const pending = this.wills.get(session.clientId);
     if (pending && !publishWill) this.wills.delete(session.clientId);
     if (pending && publishWill) {
@@ -791,6 +794,11 @@ export class Broker {
   }
 
   /** Ends every connection (MQTT 5: reason 0x8B), saves positions and retained messages. */
+  /** Whether close() was called: a connection authenticated since must be refused. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.retentionTimer?.cancel();

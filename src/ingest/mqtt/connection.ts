@@ -388,6 +388,11 @@ export class Connection implements ClientConnection, Link {
     this.maxPacketSize = (v5 ? p.properties?.maximumPacketSize : undefined) ?? MQTT_MAX_PACKET;
     const aliasMaximum = Math.min(v5 ? (p.properties?.topicAliasMaximum ?? 0) : 0, OUTGOING_ALIAS_LIMIT);
     if (aliasMaximum > 0) this.outgoingAliases = new OutgoingTopicAliases(aliasMaximum);
+    if (broker.isClosed) {
+      // Authenticated while the broker shut down: no session may start after its close.
+      this.refuseConnect(p, Reason.serverUnavailable, 3, 'the broker is shutting down');
+      return;
+    }
     this.clientId = clientId;
     this.connectedAt = Date.now();
     this.state = 'connected';
