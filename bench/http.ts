@@ -6,11 +6,11 @@
  *   2. the gateway, single-message publish (1 KiB bodies), answered 202 once fsynced;
  *   3. the gateway, NDJSON batch publish (100 messages of 1 KiB per request).
  * Prints a table and last `RESULT {json}` with single_req_per_s, bare_req_per_s,
- * batch_msgs_per_s, ratio_single_vs_bare.
+ * batch_msgs_per_s, ratio_single_vs_bare, peak_rss_mb (the gateway's VmHWM; bare_peak_rss_mb the baseline's).
  * Flags: --seconds S (default 10), --connections C (default 64), --dir DIR.
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -83,14 +83,22 @@ async function load(
   return { rps: result.requests.average, p99: result.latency.p99, errors: non2xx };
 }
 
+/** A process's peak resident set (VmHWM), MB. */
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1]) / 1024);
+}
+
 await rm(root, { recursive: true, force: true });
 const bare = await startBare();
 const bareResult = await load(bare.url, '/v1/streams/bench/messages', payload, 'application/octet-stream');
+const barePeakMb = await peakRssMb(bare.proc.pid!);
 bare.proc.kill();
 
 const gw = await startGateway();
 const single = await load(gw.url, '/v1/streams/bench/messages', payload, 'application/octet-stream');
 const batch = await load(gw.url, '/v1/streams/bench/messages:batch', batchBody, 'application/x-ndjson');
+const gatewayPeakMb = await peakRssMb(gw.proc.pid!);
 gw.proc.kill('SIGTERM');
 await new Promise((r) => gw.proc.once('exit', r));
 await rm(root, { recursive: true, force: true });
@@ -107,6 +115,7 @@ row('gateway single publish (durable)', single, 1);
 row('gateway NDJSON batch x100 (durable)', batch, 100);
 const ratio = single.rps / bareResult.rps;
 console.log(`\nratio_single_vs_bare ${ratio.toFixed(3)} (target >= 0.5: ${ratio >= 0.5 ? 'PASS' : 'MISS'})`);
+console.log(`peak RSS: gateway ${gatewayPeakMb} MB, bare Fastify ${barePeakMb} MB`);
 console.log(
   `RESULT ${JSON.stringify({
     connections: CONNECTIONS,
@@ -117,5 +126,7 @@ console.log(
     ratio_single_vs_bare: Number(ratio.toFixed(3)),
     single_p99_ms: single.p99,
     errors: single.errors + batch.errors + bareResult.errors,
+    peak_rss_mb: gatewayPeakMb,
+    bare_peak_rss_mb: barePeakMb,
   })}`,
 );

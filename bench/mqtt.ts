@@ -18,7 +18,8 @@
  * each run bounded to --scale-seconds (default 15); prints the median throughput ratio S / 10,
  * the same by the broker's CPU time per message (less sensitive to other load on the machine),
  * the broker's RSS per idle session (VmRSS before and after creating them) and its peak RSS
- * (VmHWM); RESULT adds scale_ratio, scale_cpu_ratio, rss_per_session_bytes, peak_rss_mb.
+ * (VmHWM); RESULT adds scale_ratio, scale_cpu_ratio, rss_per_session_bytes, peak_rss_mb, and the
+ * headline broker's peak as headline_peak_rss_mb.
  * Flags: --messages N, --window W, --clients C, --repeats R, --mosquitto URL, --dir DIR,
  * --sessions S, --scale-seconds T, --only headline|scale, --fsync always|never (never: the
  * cost of the durable PUBACK, for diagnosis),
@@ -204,6 +205,7 @@ async function startWaystation(dir: string): Promise<{ url: string; proc: ChildP
 
 /** The durable headline: Mosquitto / Waystation pairs; the median pair's figures. */
 async function headline(): Promise<Record<string, number>> {
+  let headlinePeakMb = 0;
   console.log(
     `bench:mqtt — ${N} × 1 KiB QoS 1 publishes, window ${WINDOW} over ${CLIENTS} connections, ${REPEATS} pairs`,
   );
@@ -236,9 +238,11 @@ async function headline(): Promise<Record<string, number>> {
         `pair ${r + 1}: mosquitto ${Math.round(mosquitto)} msgs/s (QoS 1, in memory), waystation ${Math.round(waystation)} msgs/s (QoS 1, durable PUBACK), ratio ${(waystation / mosquitto).toFixed(3)}`,
       );
     }
+    headlinePeakMb = await procMb(ws.proc.pid!, 'VmHWM');
   } finally {
     await stop(ws.proc);
   }
+  console.log(`Waystation peak RSS ${headlinePeakMb.toFixed(0)} MB`);
   const median = pairs.sort((a, b) => a.waystation / a.mosquitto - b.waystation / b.mosquitto)[
     Math.floor(pairs.length / 2)
   ]!;
@@ -248,6 +252,7 @@ async function headline(): Promise<Record<string, number>> {
     qos1_msgs_per_s: Math.round(median.waystation),
     mosquitto_qos1_msgs_per_s: Math.round(median.mosquitto),
     ratio: Number(ratio.toFixed(3)),
+    headline_peak_rss_mb: Math.round(headlinePeakMb),
   };
 }
 

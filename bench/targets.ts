@@ -16,7 +16,8 @@
  * Every run writes unique message ids (JetStream and postgres would drop duplicates), and the
  * destination is emptied between runs, untimed.
  * Prints every repeat, then per target the median direct and Waystation rates and the median of
- * the per-repeat ratios (Waystation ÷ direct). Last line `RESULT {json}` with `<target>_ratio`.
+ * the per-repeat ratios (Waystation ÷ direct). Last line `RESULT {json}` with `<target>_ratio`
+ * and `peak_rss_mb` (this process's, both sides included).
  * Flags: --messages N, --repeats R, --only redis,postgres,...
  */
 import { randomBytes } from 'node:crypto';
@@ -372,4 +373,7 @@ for (const c of cases) {
   }
 }
 console.log(`\n${summary.join('\n')}`);
+// Waystation and the direct clients share this process: its peak covers both.
+result.peak_rss_mb = Math.round(process.resourceUsage().maxRSS / 1024);
+console.log(`\npeak RSS of the bench process (Waystation and the direct clients) ${result.peak_rss_mb} MB`);
 console.log(`\n(target: every median ratio >= 0.8)\nRESULT ${JSON.stringify(result)}`);

@@ -126,7 +126,13 @@ describe('StateFile retries', () => {
     const fs = new MemFileSystem();
     await fs.mkdir('/s');
     const errors: unknown[] = [];
-    const file = new StateFile('/s/c.json', () => ({ v: 1 }), (err) => errors.push(err), 0, fs);
+    const file = new StateFile(
+      '/s/c.json',
+      () => ({ v: 1 }),
+      (err) => errors.push(err),
+      0,
+      fs,
+    );
     fs.capacity = fs.usedBytes();
     await expect(file.save()).rejects.toThrow();
     await new Promise((r) => setTimeout(r, 250));
