@@ -9,14 +9,16 @@
  * - A name keeps its RFC 9110 token characters but `%`, lower-cased; every other character (and
  *   `%`) is percent-encoded as its UTF-8 bytes: `My Prop` is sent as `my%20prop`. Two names can
  *   no longer meet in one.
- * - A value that HTTP can carry (tab, space, visible ASCII and Latin-1, U+0080–U+00FF, which
- *   Node and undici send as one byte each) is sent as it is. A value that it cannot (a control
- *   character, anything above U+00FF) has those characters and every `%` percent-encoded:
- *   `5 €` is sent as `5 %E2%82%AC`, and decodeURIComponent gives the value back.
+ * - A value that HTTP carries as it is (tab, space, visible ASCII and Latin-1, U+0080–U+00FF,
+ *   which Node and undici send as one byte each; no space or tab at either end, which HTTP
+ *   trims) is sent unchanged. Any other value, and the value of a field whose name was encoded,
+ *   has what HTTP cannot carry, its edge whitespace and every `%` percent-encoded: `5 €` is sent
+ *   as `5 %E2%82%AC`, and decodeURIComponent gives the value back.
  * - `Waystation-Encoded-Headers` lists, comma-separated, the fields sent that way, so a receiver
  *   knows what to decode; Waystation's own intake decodes them.
  * - Headers that describe the connection rather than the message (RFC 9110 §7.6.1: `connection`,
- *   `keep-alive`, `transfer-encoding`, …; and `host`, `expect`) are not sent, nor is an empty name.
+ *   `keep-alive`, `transfer-encoding`, …; and `host`, `expect`) are not sent, nor is an empty name,
+ *   nor a message header named `waystation-encoded-headers` (the sender's own field).
  */
 import { BadRequestError } from '../errors.js';
 
@@ -49,9 +51,20 @@ export function httpHeaderName(name: string): string {
   return name.toLowerCase().replace(NOT_NAME, (c) => percentEncode(c).toLowerCase());
 }
 
-/** `value` as an HTTP field value: unchanged when HTTP can carry it. */
+// HTTP trims spaces and tabs around a field value (RFC 9110 §5.5): at the edges they are lost.
+const EDGE_WHITESPACE = /^[ \t]|[ \t]$/u;
+const EDGE_WHITESPACE_RUNS = /^[ \t]+|[ \t]+$/gu;
+
+/** `value` percent-encoded: what HTTP cannot carry, the edge whitespace it would trim, and every `%`. */
+function encodeValue(value: string): string {
+  return value
+    .replace(ESCAPED_IN_VALUE, percentEncode)
+    .replace(EDGE_WHITESPACE_RUNS, (run) => [...run].map(percentEncode).join(''));
+}
+
+/** `value` as an HTTP field value: unchanged when HTTP carries it as it is. */
 export function httpHeaderValue(value: string): string {
-  return NOT_SENDABLE.test(value) ? value.replace(ESCAPED_IN_VALUE, percentEncode) : value;
+  return NOT_SENDABLE.test(value) || EDGE_WHITESPACE.test(value) ? encodeValue(value) : value;
 }
 
 /**
@@ -68,9 +81,12 @@ export function addHttpHeaders(
     if (!Object.hasOwn(headers, k)) continue;
     const raw = headers[k]!;
     const name = httpHeaderName(k);
-    if (name === '' || (prefix === '' && CONNECTION_HEADERS.has(name))) continue;
-    const value = httpHeaderValue(raw);
-    if (encoded && (name !== k.toLowerCase() || value !== raw)) encoded.push(prefix + name);
+    if (name === '' || (prefix === '' && (CONNECTION_HEADERS.has(name) || name === ENCODED_HEADERS)))
+      continue;
+    // A field listed as encoded is decoded whole, name and value: an encoded name encodes its value.
+    const renamed = name !== k.toLowerCase();
+    const value = renamed ? encodeValue(raw) : httpHeaderValue(raw);
+    if (encoded && (renamed || value !== raw)) encoded.push(prefix + name);
     // defineProperty: a header named `__proto__` is a field like any other, not the prototype.
     Object.defineProperty(into, prefix + name, {
       value,

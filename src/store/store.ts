@@ -296,7 +296,7 @@ export class Store implements MessageStore {
     options: Omit<PublishOptions, 'idempotencyKey'> = {},
   ): Promise<PublishedEach> {
     if (this.closing) throw new ShuttingDownError();
-    const stream = this.stream(streamName);
+    this.stream(streamName);
     if (inputs.length === 0) throw new InvalidArgumentError('A publish needs at least one message.');
     // A key another publish is still storing: wait for its outcome first (it may fail and free
     // the key), so this call's answer is its own and its new messages all or nothing.
@@ -308,6 +308,8 @@ export class Store implements MessageStore {
       await Promise.allSettled(pending.map((e) => e.refs));
       if (this.closing) throw new ShuttingDownError();
     }
+    // Looked up after the wait: the stream may have been removed meanwhile.
+    const stream = this.stream(streamName);
     this.expireDedup();
     const fresh: { key: string; fingerprint: string; input: PublishInput; record: PublishInput }[] = [];
     // Per input: the first publish's refs (a used key) or the index of its message in `fresh`.

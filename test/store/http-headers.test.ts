@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { addHttpHeaders, httpHeaderName, httpHeaderValue } from '../../src/store/http-headers.js';
+import {
+  addHttpHeaders,
+  decodeHttpHeader,
+  ENCODED_HEADERS,
+  encodedHeaderNames,
+  httpHeaderName,
+  httpHeaderValue,
+} from '../../src/store/http-headers.js';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -42,5 +49,62 @@ describe('message headers as HTTP fields', () => {
         },
       ),
     );
+  });
+
+  it('round-trips any headers through the wire as a waystation target sends them and the intake reads them', () => {
+    const PREFIX = 'waystation-header-';
+    const text = fc.string({ unit: 'grapheme', maxLength: 12 });
+    fc.assert(
+      fc.property(
+        fc.dictionary(
+          text.filter((k) => k !== ''),
+          text,
+          { maxKeys: 6 },
+        ),
+        (headers) => {
+          const encoded: string[] = [];
+          const sent = addHttpHeaders({}, headers, PREFIX, encoded);
+          if (encoded.length > 0) sent[ENCODED_HEADERS] = encoded.join(',');
+          // The wire: names lower case, values trimmed of spaces and tabs at the ends (RFC 9110 §5.5).
+          const listed = encodedHeaderNames(sent[ENCODED_HEADERS]);
+          const back: Record<string, string> = {};
+          for (const [field, raw] of Object.entries(sent)) {
+            if (!field.startsWith(PREFIX)) continue;
+            const value = raw.replace(/^[ \t]+|[ \t]+$/g, '');
+            expect(value).toMatch(FIELD_VALUE);
+            const name = field.slice(PREFIX.length);
+            const [k, v] = listed.has(field)
+              ? [decodeHttpHeader(name, field), decodeHttpHeader(value, field)]
+              : [name, value];
+            Object.defineProperty(back, k, {
+              value: v,
+              enumerable: true,
+              writable: true,
+              configurable: true,
+            });
+          }
+          const want: Record<string, string> = {};
+          for (const [k, v] of Object.entries(headers))
+            Object.defineProperty(want, k.toLowerCase(), {
+              value: v,
+              enumerable: true,
+              writable: true,
+              configurable: true,
+            });
+          expect(back).toEqual(want);
+        },
+      ),
+    );
+  });
+
+  it("keeps a message header named like the sender's own list out of the fields it sends", () => {
+    const encoded: string[] = [];
+    expect(addHttpHeaders({}, { [ENCODED_HEADERS]: 'content-type', a: '50%' }, '', encoded)).toEqual({
+      a: '50%',
+    });
+    expect(encoded).toEqual([]);
+    // An encoded name encodes its value too: the receiver decodes the field whole.
+    expect(addHttpHeaders({}, { 'my prop': '50%' }, '', encoded)).toEqual({ 'my%20prop': '50%25' });
+    expect(httpHeaderValue(' padded\t')).toBe('%20padded%09');
   });
 });

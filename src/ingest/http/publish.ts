@@ -245,8 +245,11 @@ function messageHeaders(req: FastifyRequest): Record<string, string> {
     if (!field.startsWith(HEADER_PREFIX) || raw === undefined) continue;
     const value = Array.isArray(raw) ? raw.join(', ') : raw;
     const name = field.slice(HEADER_PREFIX.length);
-    if (encoded.has(field)) out[decodeHttpHeader(name, field)] = decodeHttpHeader(value, field);
-    else out[name] = value;
+    const [k, v] = encoded.has(field)
+      ? [decodeHttpHeader(name, field), decodeHttpHeader(value, field)]
+      : [name, value];
+    // defineProperty: a header named `__proto__` is a header, not the object's prototype.
+    Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

@@ -88,8 +88,8 @@ export interface BrokerStats {
 }
 
 const RETENTION_CHECK_MS = 60_000;
-/** Bounds of one batched append (well below the log's 1 GiB per append). */
 const RESOLVED: Promise<void> = Promise.resolve();
+/** Bounds of one batched append (well below the log's 1 GiB per append). */
 const BATCH_MESSAGES = 1000;
 const BATCH_BYTES = 8 * 1024 * 1024;
 /** Segments of the session journal: small, so compaction frees space soon. */
@@ -315,15 +315,16 @@ export class Broker {
     this.connections.delete(session);
     this.stopCursors(session);
     session.detach();
-    // Closed: close() journaled the disconnect; no will or expiry timer may outlive the broker.
-    if (this.closed) return;
     const pending = this.wills.get(session.clientId);
     if (pending && !publishWill) this.wills.delete(session.clientId);
     if (pending && publishWill) {
       const delay = Math.min(pending.will.delayMs, session.expiryMs);
       if (delay <= 0) this.fireWill(session.clientId);
-      else pending.timer = this.clock.setTimeout(() => this.fireWill(session.clientId), delay);
+      else if (!this.closed)
+        pending.timer = this.clock.setTimeout(() => this.fireWill(session.clientId), delay);
     }
+    // Closed: close() journaled the disconnect; no will or expiry timer may outlive the broker.
+    if (this.closed) return;
     if (session.expiryMs <= 0) this.endSession(session);
     else {
       // The expiry may have changed on DISCONNECT (MQTT 5).
@@ -793,12 +794,12 @@ export class Broker {
     }, RETENTION_CHECK_MS);
   }
 
-  /** Ends every connection (MQTT 5: reason 0x8B), saves positions and retained messages. */
   /** Whether close() was called: a connection authenticated since must be refused. */
   get isClosed(): boolean {
     return this.closed;
   }
 
+  /** Ends every connection (MQTT 5: reason 0x8B), saves positions and retained messages. */
   async close(): Promise<void> {
     this.closed = true;
     this.retentionTimer?.cancel();
