@@ -15,7 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import { BadRequestError, UnknownDeadLetterError } from '../errors.js';
 import type { AccessCheck, Principal } from '../ingest/http/auth.js';
 import { type DeadLetter, type DeadLetterReason, DeadLetterReasons } from '../store/dead-letters.js';
-import { ENCODED_HEADERS, httpHeaderValue } from '../store/http-headers.js';
+import { ENCODED_HEADERS, setHttpHeader } from '../store/http-headers.js';
 import type { RouteHandle, Waystation } from '../waystation.js';
 import { nameParam } from './params.js';
 
@@ -137,9 +137,11 @@ export async function deadLetterRoutes(app: FastifyInstance, opts: DeadLetterRou
         .header(PAYLOAD_BYTES_HEADER, String(m.payloadBytes));
       const declared = m.headers['content-type'];
       if (declared !== undefined) {
-        const sent = httpHeaderValue(declared);
-        reply.header(CONTENT_TYPE_HEADER, sent);
-        if (sent !== declared) reply.header(ENCODED_HEADERS, CONTENT_TYPE_HEADER);
+        const fields: Record<string, string> = {};
+        const encoded: string[] = [];
+        setHttpHeader(fields, CONTENT_TYPE_HEADER, declared, encoded);
+        if (encoded.length > 0) fields[ENCODED_HEADERS] = encoded.join(',');
+        reply.headers(fields);
       }
       if (m.payload) return reply.send(limit === undefined ? m.payload : m.payload.subarray(0, limit));
       const body = ws.openPayload(m);

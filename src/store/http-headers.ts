@@ -98,6 +98,18 @@ export function addHttpHeaders(
   return into;
 }
 
+/** Sets one field (`content-type`, `waystation-key`) to `value` as HTTP carries it, noting it in `encoded` if it had to be encoded. */
+export function setHttpHeader(
+  into: Record<string, string>,
+  field: string,
+  value: string,
+  encoded: string[],
+): void {
+  const sent = httpHeaderValue(value);
+  into[field] = sent;
+  if (sent !== value) encoded.push(field);
+}
+
 /** `Waystation-Encoded-Headers` as the set of field names it lists. */
 export function encodedHeaderNames(value: string | undefined): ReadonlySet<string> {
   if (value === undefined || value === '') return EMPTY;

@@ -19,7 +19,7 @@
 import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, deliverInOrder, nack, permanentError } from '../delivery/target.js';
-import { addHttpHeaders, ENCODED_HEADERS, httpHeaderValue } from '../store/http-headers.js';
+import { addHttpHeaders, ENCODED_HEADERS, setHttpHeader } from '../store/http-headers.js';
 import { type Compression, compressBody, compressStream } from './compression.js';
 import { ndjsonBatch } from './ndjson.js';
 import { redactUrl } from './template.js';
@@ -110,10 +110,7 @@ export class HttpTarget implements Target {
     headers['waystation-id'] = d.id;
     headers['waystation-stream'] = d.stream;
     headers['waystation-seq'] = String(d.seq);
-    if (d.key !== undefined) {
-      headers['waystation-key'] = httpHeaderValue(d.key);
-      if (headers['waystation-key'] !== d.key) encoded.push('waystation-key');
-    }
+    if (d.key !== undefined) setHttpHeader(headers, 'waystation-key', d.key, encoded);
     if (encoded.length > 0) headers[ENCODED_HEADERS] = encoded.join(',');
     headers['idempotency-key'] = d.id;
     headers['content-length'] = String(d.payloadBytes);

@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { Delivery, Outcome, Target } from '../delivery/target.js';
 import { ack, deliverInOrder, nack, permanentError } from '../delivery/target.js';
-import { addHttpHeaders, ENCODED_HEADERS, httpHeaderValue } from '../store/http-headers.js';
+import { addHttpHeaders, ENCODED_HEADERS, setHttpHeader } from '../store/http-headers.js';
 import { type Compression, compressBody, compressStream } from './compression.js';
 import { compileTemplate, type Template } from './template.js';
 
@@ -59,14 +59,10 @@ export class WaystationTarget implements Target {
     const encoded: string[] = [];
     const headers: Record<string, string> = {
       'idempotency-key': d.id,
-      'content-type': contentType === undefined ? 'application/octet-stream' : httpHeaderValue(contentType),
       'content-length': String(d.payloadBytes),
     };
-    if (contentType !== undefined && headers['content-type'] !== contentType) encoded.push('content-type');
-    if (d.key !== undefined) {
-      headers['waystation-key'] = httpHeaderValue(d.key);
-      if (headers['waystation-key'] !== d.key) encoded.push('waystation-key');
-    }
+    setHttpHeader(headers, 'content-type', contentType ?? 'application/octet-stream', encoded);
+    if (d.key !== undefined) setHttpHeader(headers, 'waystation-key', d.key, encoded);
     addHttpHeaders(headers, rest, 'waystation-header-', encoded);
     // The downstream intake decodes what is listed: the message arrives as it was stored here.
     if (encoded.length > 0) headers[ENCODED_HEADERS] = encoded.join(',');

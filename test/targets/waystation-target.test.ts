@@ -18,18 +18,24 @@ afterEach(async () => {
   upstream = downstream = proxy = undefined;
 });
 
+/** The downstream gateway: stream `hub`, whose route delivers to the returned target. */
+async function startDownstream(): Promise<{ collected: ScriptedTarget; url: string }> {
+  const collected = new ScriptedTarget();
+  ({ gw: downstream } = await startGateway(
+    {
+      streams: { hub: {} },
+      targets: { c: { type: 'null' } },
+      routes: { r: { streams: ['hub'], target: 'c' } },
+    },
+    { c: collected },
+  ));
+  return { collected, url: downstream.url };
+}
+
 describe('waystation target (chaining)', () => {
   it('forwards to another gateway with the key and headers, and an outage stores without duplicating downstream', async () => {
-    const collected = new ScriptedTarget();
-    ({ gw: downstream } = await startGateway(
-      {
-        streams: { hub: {} },
-        targets: { c: { type: 'null' } },
-        routes: { r: { streams: ['hub'], target: 'c' } },
-      },
-      { c: collected },
-    ));
-    proxy = await new TcpProxy('127.0.0.1', Number(new URL(downstream.url).port)).start();
+    const { collected, url } = await startDownstream();
+    proxy = await new TcpProxy('127.0.0.1', Number(new URL(url).port)).start();
     upstream = await Waystation.open(
       {
         dataDir: await tempDir(),
@@ -77,19 +83,11 @@ describe('waystation target (chaining)', () => {
   });
 
   it('carries headers HTTP cannot (an MQTT 5 user property) across the hop unchanged', async () => {
-    const collected = new ScriptedTarget();
-    ({ gw: downstream } = await startGateway(
-      {
-        streams: { hub: {} },
-        targets: { c: { type: 'null' } },
-        routes: { r: { streams: ['hub'], target: 'c' } },
-      },
-      { c: collected },
-    ));
+    const { collected, url } = await startDownstream();
     upstream = await Waystation.open(
       {
         dataDir: await tempDir(),
-        targets: { hub: { type: 'waystation', url: downstream.url, stream: 'hub' } },
+        targets: { hub: { type: 'waystation', url, stream: 'hub' } },
         routes: { up: { streams: ['site'], target: 'hub' } },
       },
       { logger: pino({ level: 'silent' }) },

@@ -74,9 +74,10 @@ export async function publishRoutes(app: FastifyInstance, opts: PublishRoutesOpt
         const declared = length === undefined ? undefined : Number(length);
         if (declared !== undefined && declared > opts.maxBodyBytes)
           throw new PayloadTooLargeError(opts.maxBodyBytes);
+        const encoded = encodedHeaderNames(header(req, ENCODED_HEADERS));
         const publishOptions = {
-          key: messageKey(req),
-          headers: messageHeaders(req),
+          key: messageKey(req, encoded),
+          headers: messageHeaders(req, encoded),
           ttl: ttlOf(req),
           idempotencyKey: header(req, 'idempotency-key'),
         };
@@ -233,8 +234,7 @@ function ttlOf(req: FastifyRequest): number | undefined {
  * Message headers: content-type, and every Waystation-Header-<name>; the fields listed in
  * Waystation-Encoded-Headers (what a waystation target had to percent-encode) decoded.
  */
-function messageHeaders(req: FastifyRequest): Record<string, string> {
-  const encoded = encodedHeaderNames(header(req, ENCODED_HEADERS));
+function messageHeaders(req: FastifyRequest, encoded: ReadonlySet<string>): Record<string, string> {
   const out: Record<string, string> = {};
   const contentType = header(req, 'content-type');
   if (contentType !== undefined)
@@ -255,10 +255,9 @@ function messageHeaders(req: FastifyRequest): Record<string, string> {
 }
 
 /** Waystation-Key, decoded when Waystation-Encoded-Headers lists it. */
-function messageKey(req: FastifyRequest): string | undefined {
+function messageKey(req: FastifyRequest, encoded: ReadonlySet<string>): string | undefined {
   const key = header(req, 'waystation-key');
-  if (key === undefined || !encodedHeaderNames(header(req, ENCODED_HEADERS)).has('waystation-key'))
-    return key;
+  if (key === undefined || !encoded.has('waystation-key')) return key;
   return decodeHttpHeader(key, 'Waystation-Key');
 }
 
